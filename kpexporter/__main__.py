@@ -1,0 +1,5 @@
+import sys
+
+from kpexporter.cli import main
+
+sys.exit(main())
