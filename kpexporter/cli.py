@@ -264,7 +264,7 @@ async def _demo(args: argparse.Namespace) -> None:
                                           "log_format": None})
     sock = bind_socket(cfg.listen_host, cfg.listen_port)
     print(f"control: {node.control_url} (switch scenario: curl -X POST "
-          f"'{node.control_url}/scenario?name=stuck')", flush=True)
+          f"'{node.control_url}?name=stuck')", flush=True)
     try:
         await run_service(cfg, sock, announce=True)
     finally:
@@ -282,9 +282,12 @@ def _prepare(args: argparse.Namespace) -> Any:
         setup_logging()
         return _demo(args)
     cfg = make_config(args)
-    setup_logging(cfg.log_format, cfg.log_level)  # type: ignore[arg-type]
     if args.command == "check":
+        # check's output already says what went wrong; log only errors unless asked.
+        level = cfg.log_level if args.log_level else "error"
+        setup_logging(cfg.log_format, level)  # type: ignore[arg-type]
         return _check(cfg, args.output)
+    setup_logging(cfg.log_format, cfg.log_level)  # type: ignore[arg-type]
     if cfg.web_config_file is not None:
         from kpexporter.webconfig import load_web_config
         load_web_config(cfg.web_config_file)  # fail fast, before binding
