@@ -13,6 +13,7 @@ so pass absolute paths (the file is written into ``tmp_path``).
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -39,6 +40,18 @@ def have_promtool() -> bool:
 def skip_reason() -> str:
     """The reason to give ``pytest.mark.skipif`` when promtool is missing."""
     return _SKIP_REASON
+
+
+def expect(expr: str, eval_time: str, value: float | None, labels: str) -> dict[str, Any]:
+    """One promql_expr_test pinning ``expr`` to ``value``: NaN via ``count(x != x)`` (2.42
+    compares exactly and NaN never equals NaN), ``None`` for "no output at all"."""
+    if value is None:
+        return {"expr": expr, "eval_time": eval_time, "exp_samples": []}
+    if math.isnan(value):
+        return {"expr": f"count(({expr}) != ({expr}))", "eval_time": eval_time,
+                "exp_samples": [{"labels": "{}", "value": 1}]}
+    return {"expr": expr, "eval_time": eval_time,
+            "exp_samples": [{"labels": labels, "value": value}]}
 
 
 def run_promtool_tests(

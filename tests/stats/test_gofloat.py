@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from kpexporter.stats.gofloat import parse_go_float
 from kpexporter.stats.quantile import bucket_quantile
-from tests.promtool import have_promtool, run_promtool_tests, skip_reason
+from tests.promtool import expect, have_promtool, run_promtool_tests, skip_reason
 
 ACCEPTED = [
     ("0", 0.0),
@@ -201,22 +201,7 @@ def _probe(cid: int, text: str) -> tuple[list[dict[str, str]], list[dict[str, An
         ]
         expected = _expected(q, series, text, value)
         expr = f'histogram_quantile({q!r}, {metric}_bucket{{case="{cid}"}})'
-        if math.isnan(expected):
-            tests.append(
-                {
-                    "expr": f"count(({expr}) != ({expr}))",
-                    "eval_time": "0m",
-                    "exp_samples": [{"labels": "{}", "value": 1}],
-                }
-            )
-        else:
-            tests.append(
-                {
-                    "expr": expr,
-                    "eval_time": "0m",
-                    "exp_samples": [{"labels": f'{{case="{cid}"}}', "value": expected}],
-                }
-            )
+        tests.append(expect(expr, "0m", expected, f'{{case="{cid}"}}'))
     return input_series, tests
 
 

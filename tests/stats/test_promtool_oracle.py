@@ -31,7 +31,7 @@ from kpexporter.stats.gofloat import parse_go_float
 from kpexporter.stats.histogram import Buckets
 from kpexporter.stats.quantile import quantile
 from kpexporter.stats.windows import HistogramHistory
-from tests.promtool import have_promtool, run_promtool_tests, skip_reason
+from tests.promtool import expect, have_promtool, run_promtool_tests, skip_reason
 
 pytestmark = [
     pytest.mark.promtool,
@@ -272,23 +272,6 @@ def _series_values(values: list[float]) -> str:
     return " ".join(str(int(v)) if float(v).is_integer() else repr(float(v)) for v in values)
 
 
-def _assert(expr: str, eval_time: str, value: float | None, labels: str) -> dict[str, Any]:
-    """One promql_expr_test that pins ``expr`` to ``value`` (None: no output at all)."""
-    if value is None:
-        return {"expr": expr, "eval_time": eval_time, "exp_samples": []}
-    if math.isnan(value):
-        return {
-            "expr": f"count(({expr}) != ({expr}))",
-            "eval_time": eval_time,
-            "exp_samples": [{"labels": "{}", "value": 1}],
-        }
-    return {
-        "expr": expr,
-        "eval_time": eval_time,
-        "exp_samples": [{"labels": labels, "value": value}],
-    }
-
-
 def build_test_file(
     statics: list[StaticCase], windows: list[WindowCase]
 ) -> tuple[dict[str, Any], int]:
@@ -302,7 +285,7 @@ def build_test_file(
         b = parsed(c.les, c.counts)
         exp = None if b is None else quantile(c.q, b)
         expr = f'histogram_quantile({_num(c.q)}, s_bucket{{case="{c.id}"}})'
-        s_tests.append(_assert(expr, "0m", exp, f'{{case="{c.id}"}}'))
+        s_tests.append(expect(expr, "0m", exp, f'{{case="{c.id}"}}'))
     w_series: list[dict[str, str]] = []
     w_tests: list[dict[str, Any]] = []
     for w in windows:
@@ -326,9 +309,9 @@ def build_test_file(
         rng_sel = f'{{case="{w.id}"}}[{(w.k - 1) * STEP}s]'
         labels = f'{{case="{w.id}"}}'
         q_expr = f"histogram_quantile({_num(w.q)}, increase(w_bucket{rng_sel}))"
-        w_tests.append(_assert(q_expr, at, quantile(w.q, win), labels))
-        w_tests.append(_assert(f"increase(w_count{rng_sel})", at, win.count, labels))
-        w_tests.append(_assert(f"increase(w_sum{rng_sel})", at, win.sum, labels))
+        w_tests.append(expect(q_expr, at, quantile(w.q, win), labels))
+        w_tests.append(expect(f"increase(w_count{rng_sel})", at, win.count, labels))
+        w_tests.append(expect(f"increase(w_sum{rng_sel})", at, win.sum, labels))
     doc = {
         "rule_files": [],
         "evaluation_interval": "1m",
@@ -407,8 +390,8 @@ def test_oracle_catches_a_wrong_nan(tmp_path: Path) -> None:
     ok = StaticCase(0, ["1", "+Inf"], [1.0, 2.0], 0.5)  # 1.0, not NaN
     doc, _ = build_test_file([ok], [])
     doc["tests"][0]["promql_expr_test"] = [
-        _assert('histogram_quantile(0.5, s_bucket{case="0"})', "0m", math.nan, "{}"),
-        _assert('histogram_quantile(0.5, s_bucket{case="nope"})', "0m", math.nan, "{}"),
+        expect('histogram_quantile(0.5, s_bucket{case="0"})', "0m", math.nan, "{}"),
+        expect('histogram_quantile(0.5, s_bucket{case="nope"})', "0m", math.nan, "{}"),
     ]
     with pytest.raises(AssertionError) as err:
         run_promtool_tests(doc, tmp_path)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from kpexporter.stats.gofloat import parse_go_float
 from kpexporter.stats.histogram import Buckets
 from kpexporter.stats.quantile import bucket_quantile, go_div, quantile
-from tests.promtool import have_promtool, run_promtool_tests, skip_reason
+from tests.promtool import expect, have_promtool, run_promtool_tests, skip_reason
 
 NAN = math.nan
 INF = math.inf
@@ -216,22 +216,7 @@ def test_table_matches_promtool(tmp_path: Path) -> None:
             series.append({"series": f't_bucket{{case="{i}",le="{le}"}}', "values": repr(count)})
         q_lit = "NaN" if math.isnan(q) else repr(q)
         expr = f'histogram_quantile({q_lit}, t_bucket{{case="{i}"}})'
-        if math.isnan(expected):
-            tests.append(
-                {
-                    "expr": f"count(({expr}) != ({expr}))",
-                    "eval_time": "0m",
-                    "exp_samples": [{"labels": "{}", "value": 1}],
-                }
-            )
-        else:
-            tests.append(
-                {
-                    "expr": expr,
-                    "eval_time": "0m",
-                    "exp_samples": [{"labels": f'{{case="{i}"}}', "value": expected}],
-                }
-            )
+        tests.append(expect(expr, "0m", expected, f'{{case="{i}"}}'))
     doc = {
         "rule_files": [],
         "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
