@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 import os
+import signal
 import socket
 import sys
 import time
@@ -27,6 +28,7 @@ from kpexporter.config import (
     Config,
     ConfigError,
     build_config,
+    redacted,
 )
 from kpexporter.logs import event, setup_logging
 
@@ -74,6 +76,10 @@ def _add_source_options(p: argparse.ArgumentParser, serve: bool) -> None:
                        "fractions allowed, e.g. 0.5)")
         s.add_argument("--web-config-file", metavar="FILE", help="exporter-toolkit web "
                        "config: TLS, basic auth, response headers")
+        s.add_argument("--discover-nodes", dest="discovery", action="store_const",
+                       const="kubernetes", help="poll every Node's kube-proxy, listed from the "
+                       "Kubernetes API (in-cluster or kubeconfig; needs kpexporter[kubernetes]; "
+                       "settings under discovery: in the config file)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_config(args: argparse.Namespace) -> Config:
     flags: dict[str, Any] = {}
-    for key in (*SOURCE_FLAGS, "listen", "interval", "web_config_file"):
+    for key in (*SOURCE_FLAGS, "listen", "interval", "web_config_file", "discovery"):
         if key != "config" and hasattr(args, key):
             flags[key] = getattr(args, key)
     path = Path(args.config) if getattr(args, "config", None) else None
@@ -208,13 +214,16 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def run_service(cfg: Config, sock: socket.socket, announce: bool = False) -> None:
-    """Serve until SIGINT/SIGTERM: uvicorn drains connections, then the poller stops."""
+async def run_service(cfg: Config, sock: socket.socket, announce: bool = False,
+                      discovery: Any = None) -> None:
+    """Serve until SIGINT/SIGTERM: uvicorn drains connections, then the poller stops.
+
+    ``discovery`` (a ``kpexporter.discovery.Discovery``) feeds the poller its targets."""
     import uvicorn
 
     from kpexporter.poller import Poller
     from kpexporter.web import create_app
-    poller = Poller(cfg)
+    poller = Poller(cfg, discovery=discovery)
     app: Any = create_app(poller)
     web_cfg = None
     ucfg: uvicorn.Config
@@ -233,10 +242,12 @@ async def run_service(cfg: Config, sock: socket.socket, announce: bool = False) 
     server = uvicorn.Server(ucfg)
     host, port = sock.getsockname()[:2]
     scheme = "https" if web_cfg is not None and web_cfg.tls is not None else "http"
+    single = len(cfg.targets) == 1 and discovery is None
     event(20, "start", version=__version__, listen=f"{_url_host(host)}:{port}",
-          targets=len(cfg.targets), node=cfg.node if len(cfg.targets) == 1 else "-",
-          healthz_url=cfg.healthz_url if len(cfg.targets) == 1 else "-",
-          metrics_url=cfg.metrics_url if len(cfg.targets) == 1 else "-",
+          targets="discovered" if discovery is not None else len(cfg.targets),
+          node=cfg.node if single else "-",
+          healthz_url=redacted(cfg.healthz_url) if single else "-",
+          metrics_url=redacted(cfg.metrics_url) if single else "-",
           interval=cfg.interval, timeout=cfg.timeout,
           windows=",".join(w.name for w in cfg.windows),
           quantiles=",".join(repr(q) for q in cfg.quantiles),
@@ -246,7 +257,18 @@ async def run_service(cfg: Config, sock: socket.socket, announce: bool = False) 
           basic_auth=bool(web_cfg and web_cfg.basic_auth_users))
     if announce:
         print(f"exporter: {scheme}://{_url_host(host)}:{port}/metrics", flush=True)
-    await server.serve(sockets=[sock])
+    # uvicorn re-raises the signal that stopped it once it has shut down, for the default
+    # handler to kill the process (SIGTERM: exit status 143, no "stopped" line). By then we
+    # have shut down cleanly: let the re-raised signal only ask for the exit, and exit 0.
+    def ask_exit(signum: int, frame: object) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, ask_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     event(20, "stopped")
 
 
@@ -291,8 +313,13 @@ def _prepare(args: argparse.Namespace) -> Any:
     if cfg.web_config_file is not None:
         from kpexporter.webconfig import load_web_config
         load_web_config(cfg.web_config_file)  # fail fast, before binding
+    discovery = None
+    if cfg.discovery is not None:  # fail fast (exit 64) without a usable Kubernetes client
+        from kpexporter.discovery import Discovery, KubernetesNodes
+        discovery = Discovery(KubernetesNodes(cfg.discovery, max(cfg.timeout, 30.0)),
+                              cfg.discovery)
     sock = bind_socket(cfg.listen_host, cfg.listen_port)
-    return run_service(cfg, sock)
+    return run_service(cfg, sock, discovery=discovery)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

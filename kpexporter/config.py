@@ -53,6 +53,23 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeDiscovery:
+    """Targets from the Kubernetes API's Node list (``discovery: {kubernetes: {...}}``).
+
+    Each Node becomes a target named after it, polled at its first address of
+    ``address_types`` (healthz on ``healthz_port``, metrics on ``metrics_port``).
+    """
+
+    healthz_port: int = 10256
+    metrics_port: int = 10249
+    address_types: tuple[str, ...] = ("InternalIP",)
+    label_selector: str = ""
+    refresh_interval: float = 60.0
+    kubeconfig: Path | None = None  # None: in-cluster config, else $KUBECONFIG/~/.kube/config
+    context: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     node: str
     healthz_url: str = DEFAULT_HEALTHZ_URL
@@ -71,6 +88,7 @@ class Config:
     web_config_file: Path | None = None
     targets_extra: tuple[Target, ...] = field(default=())
     concurrency: int = 64
+    discovery: NodeDiscovery | None = None
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -80,6 +98,16 @@ class Config:
     @property
     def horizon(self) -> float:
         return max((w.seconds for w in self.windows), default=0.0)
+
+
+def redacted(url: str) -> str:
+    """``url`` fit for logs and pages: a password in it becomes ``xxxxx`` (Go's
+    ``url.Redacted``). httpx sends ``user:password@`` as basic auth, so it is a secret."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:xxxxx@{host}").geturl()
 
 
 def default_node_name(env: Mapping[str, str]) -> str:
@@ -194,8 +222,8 @@ def _targets(value: Any) -> tuple[Target, ...]:
         if not isinstance(item, dict):
             raise ValueError(f"[{i}]: must be a mapping")
         unknown = set(item) - {"node", "healthz_url", "metrics_url"}
-        if unknown:
-            raise ValueError(f"[{i}].{sorted(unknown)[0]}: unknown key")
+        if unknown:  # keys may be of any YAML type: show them as one printable line
+            raise ValueError(f"[{i}].{sorted(_shown(k) for k in unknown)[0]}: unknown key")
         for key in ("node", "healthz_url", "metrics_url"):
             if key not in item:
                 raise ValueError(f"[{i}].{key}: required")
@@ -208,6 +236,71 @@ def _targets(value: Any) -> tuple[Target, ...]:
         seen.add(t.node)
         out.append(t)
     return tuple(out)
+
+
+_DISCOVERY_KEYS = ("healthz_port", "metrics_port", "address_types", "label_selector",
+                   "refresh_interval", "kubeconfig", "context")
+
+
+def _discovery(value: Any) -> NodeDiscovery:
+    """``kubernetes`` (flag, environment) or ``{kubernetes: {...settings}}`` (file)."""
+    if value == "kubernetes":
+        return NodeDiscovery()
+    if not isinstance(value, dict) or set(value) != {"kubernetes"}:
+        raise ValueError("must be {kubernetes: {...}} (the only source so far)")
+    settings = value["kubernetes"]
+    if settings is None:
+        return NodeDiscovery()
+    if not isinstance(settings, dict):
+        raise ValueError("kubernetes: must be a mapping of settings")
+    unknown = set(settings) - set(_DISCOVERY_KEYS)
+    if unknown:
+        raise ValueError(f"kubernetes.{sorted(_shown(k) for k in unknown)[0]}: unknown key "
+                         f"(known: {', '.join(_DISCOVERY_KEYS)})")
+    out: dict[str, Any] = {}
+    for key, raw in settings.items():
+        try:
+            out[key] = _DISCOVERY_PARSERS[key](raw)
+        except ValueError as e:
+            raise ValueError(f"kubernetes.{key}: {e}") from None
+    return NodeDiscovery(**out)
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"must be a port number 1-65535, got {value!r}")
+    return value
+
+
+def _address_types(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if (not isinstance(items, list) or not items
+            or not all(isinstance(i, str) and i.isalnum() for i in items)):
+        raise ValueError("must be a list of Node address types such as [InternalIP, ExternalIP]")
+    return tuple(dict.fromkeys(items))
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {type(value).__name__}")
+    return value
+
+
+_DISCOVERY_PARSERS: dict[str, Any] = {
+    "healthz_port": _port,
+    "metrics_port": _port,
+    "address_types": _address_types,
+    "label_selector": _text,
+    "refresh_interval": _seconds,
+    "kubeconfig": _path,
+    "context": _node,
+}
+
+
+def _shown(key: object) -> str:
+    """A key as written if it is one printable line, else its repr (messages are one line)."""
+    text = str(key)
+    return text if text.isprintable() else repr(text)
 
 
 # key -> (Config field(s), parser)
@@ -228,17 +321,20 @@ _KEYS: dict[str, Any] = {
     "web_config_file": _path,
     "targets": _targets,
     "concurrency": _positive_int,
+    "discovery": _discovery,
 }
 ENV_KEYS = {f"{ENV_PREFIX}{k.upper()}": k for k in _KEYS if k != "targets"}
 
 
 def _apply(values: dict[str, Any], key: str, raw: Any, source: str) -> None:
     if key not in _KEYS:
-        raise ConfigError(f"{source}{key}: unknown key (known: {', '.join(sorted(_KEYS))})")
+        raise ConfigError(f"{source}{_shown(key)}: unknown key (known: {', '.join(sorted(_KEYS))})")
     try:
         values[key] = _KEYS[key](raw)
     except ValueError as e:
         raise ConfigError(f"{source}{key}: {e}") from None
+    except OverflowError:  # e.g. windows: [1e308], whose name in ms overflows
+        raise ConfigError(f"{source}{key}: value out of range") from None
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -255,6 +351,10 @@ def load_file(path: Path) -> dict[str, Any]:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"config file {path}: invalid YAML{where}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: invalid YAML (nested too deeply)") from None
+    except ValueError:  # an integer literal longer than Python converts (4300 digits)
+        raise ConfigError(f"config file {path}: invalid YAML (a number too long)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -291,6 +391,8 @@ def build_config(
     if listen is not None:
         cfg = replace(cfg, listen_host=listen[0], listen_port=listen[1])
     if targets:
+        if cfg.discovery is not None:
+            raise ConfigError("discovery: cannot be combined with targets (choose one)")
         cfg = replace(cfg, targets_extra=targets)
     return cfg
 

@@ -15,12 +15,14 @@ from kpexporter.kubeproxy.families import KubeProxyMetrics, LabelSet
 from kpexporter.kubeproxy.healthz import staleness_seconds
 from kpexporter.poll import PollResult
 from kpexporter.stats.histogram import Buckets
-from kpexporter.stats.quantile import quantile
+from kpexporter.stats.quantile import quantiles
 from kpexporter.stats.windows import HistogramHistory
 
 LIFETIME = "lifetime"
 Verdict = Literal["healthy", "unhealthy", "unreachable"]
 HistoryKey = tuple[str, LabelSet]
+SummaryMemo = dict[tuple[str, LabelSet, str], tuple[Buckets, "Summary"]]
+"""(summary name, labels, window) -> the buckets it was computed from, and the result."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,8 @@ class Derived:
 
 def summarize(name: str, labels: LabelSet, window: str, b: Buckets,
               qs: tuple[float, ...]) -> Summary:
-    return Summary(name, labels, window, tuple((q, quantile(q, b)) for q in qs), b.sum, b.count)
+    return Summary(name, labels, window, tuple(zip(qs, quantiles(qs, b), strict=True)),
+                   b.sum, b.count)
 
 
 def zero_increase(b: Buckets) -> Buckets:
@@ -76,17 +79,49 @@ def zero_increase(b: Buckets) -> Buckets:
     return Buckets(b.les, b.bounds, tuple(0.0 for _ in b.counts), 0.0, 0.0)
 
 
+def _same(a: Buckets, b: Buckets) -> bool:
+    """Equal buckets (NaN equal to NaN): the summary computed from ``a`` holds for ``b``.
+
+    ``bounds`` follow from ``les``, so they need no comparison.
+    """
+    return a is b or (a.les == b.les and a.counts == b.counts
+                      and (a.sum == b.sum or (a.sum != a.sum and b.sum != b.sum))
+                      and (a.count == b.count or (a.count != a.count and b.count != b.count)))
+
+
 def summaries(metrics: KubeProxyMetrics, histories: dict[HistoryKey, HistogramHistory] | None,
-              now: float, cfg: Config) -> tuple[Summary, ...]:
+              now: float, cfg: Config, memo: SummaryMemo | None = None) -> tuple[Summary, ...]:
+    """Every summary of the page: lifetime and each window, per histogram series.
+
+    ``memo`` (the target's, from the previous poll) saves recomputing a summary whose input
+    buckets did not change: an idle kube-proxy's histograms, and every window with no new
+    observation at either end. It is rebuilt with only this poll's keys, so it never grows.
+    The results are the same with or without it; only the time differs.
+    """
     out: list[Summary] = []
+    fresh: SummaryMemo = {}
+    qs = cfg.quantiles
+
+    def summary(name: str, labels: LabelSet, window: str, b: Buckets) -> Summary:
+        key = (name, labels, window)
+        known = memo.get(key) if memo is not None else None
+        if known is not None and _same(known[0], b):
+            s = known[1]
+        else:
+            s = summarize(name, labels, window, b, qs)
+        fresh[key] = (b, s)
+        return s
+
     for name in sorted(metrics.histograms):
         for labels, b in sorted(metrics.histograms[name].items()):
-            out.append(summarize(name, labels, LIFETIME, b, cfg.quantiles))
+            out.append(summary(name, labels, LIFETIME, b))
             hist = histories.get((name, labels)) if histories is not None else None
             for w in cfg.windows:
                 inc = hist.window(now, w.seconds) if hist is not None else None
-                out.append(summarize(name, labels, w.name, inc or zero_increase(b),
-                                     cfg.quantiles))
+                out.append(summary(name, labels, w.name, inc or zero_increase(b)))
+    if memo is not None:
+        memo.clear()
+        memo.update(fresh)
     return tuple(out)
 
 
@@ -106,8 +141,10 @@ def sync_pending(metrics: KubeProxyMetrics, kube_now: float) -> float | None:
 
 
 def derive(result: PollResult, histories: dict[HistoryKey, HistogramHistory] | None,
-           cfg: Config, proxy_mode: str | None = None) -> Derived:
-    """``proxy_mode`` is the last known mode (``/proxyMode`` is not fetched every poll)."""
+           cfg: Config, proxy_mode: str | None = None, memo: SummaryMemo | None = None
+           ) -> Derived:
+    """``proxy_mode`` is the last known mode (``/proxyMode`` is not fetched every poll);
+    ``memo`` is the target's summary memo (see :func:`summaries`)."""
     h, m = result.healthz, result.metrics
     skew = None
     if h is not None and result.healthz_midpoint is not None:
@@ -127,7 +164,7 @@ def derive(result: PollResult, histories: dict[HistoryKey, HistogramHistory] | N
         if m.last_sync:
             # The stalest family is the one that matters for "is it syncing?".
             sync_last = min(m.last_sync.values())
-        summ = summaries(m, histories, result.started, cfg)
+        summ = summaries(m, histories, result.started, cfg, memo)
     healthy = h is not None and result.healthz_status == 200
     reasons: list[str] = []
     verdict: Verdict

@@ -11,6 +11,7 @@ import asyncio
 import time
 import zlib
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -83,9 +84,18 @@ class _Decoder:
         return out
 
 
-async def fetch(client: httpx.AsyncClient, url: str, *, timeout: float, cap: int,
+class Fetcher(Protocol):
+    """A client with its own GET (the poller's lean one, ``kpexporter.http1.Http1Client``)."""
+
+    async def fetch(self, url: str, *, timeout: float, cap: int,
+                    accept: str = "*/*") -> Fetched: ...
+
+
+async def fetch(client: httpx.AsyncClient | Fetcher, url: str, *, timeout: float, cap: int,
                 accept: str = "*/*") -> Fetched:
     """GET ``url``; raises FetchError(reason) on timeout, refusal, or a body over ``cap``."""
+    if not isinstance(client, httpx.AsyncClient):
+        return await client.fetch(url, timeout=timeout, cap=cap, accept=accept)
     started = time.time()
     t0 = time.monotonic()
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from kpexporter.config import Config, Target
-from kpexporter.fetch import HEALTHZ, METRICS, PROXY_MODE, Fetched, FetchError, fetch
+from kpexporter.fetch import HEALTHZ, METRICS, PROXY_MODE, Fetched, Fetcher, FetchError, fetch
 from kpexporter.kubeproxy.exposition import read_exposition
 from kpexporter.kubeproxy.families import KubeProxyMetrics, extract
 from kpexporter.kubeproxy.healthz import HealthzParseError, HealthzReport, parse_healthz
@@ -86,15 +86,15 @@ def interpret_proxy_mode(f: Fetched) -> str | EndpointError:
     return text
 
 
-async def _get(client: httpx.AsyncClient, url: str, endpoint: str, cfg: Config, cap: int,
-               accept: str = "*/*") -> Fetched | EndpointError:
+async def _get(client: httpx.AsyncClient | Fetcher, url: str, endpoint: str, cfg: Config,
+               cap: int, accept: str = "*/*") -> Fetched | EndpointError:
     try:
         return await fetch(client, url, timeout=cfg.timeout, cap=cap, accept=accept)
     except FetchError as e:
         return EndpointError(endpoint, e.reason, e.message, e.duration)
 
 
-async def poll_target(client: httpx.AsyncClient, target: Target, cfg: Config,
+async def poll_target(client: httpx.AsyncClient | Fetcher, target: Target, cfg: Config,
                       want_proxy_mode: bool) -> PollResult:
     """Fetch healthz, metrics (and /proxyMode when asked) concurrently, and interpret them."""
     started = time.time()

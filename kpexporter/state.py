@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from kpexporter.config import Config, Target
-from kpexporter.derive import Derived, HistoryKey, derive
+from kpexporter.derive import Derived, HistoryKey, SummaryMemo, derive
 from kpexporter.fetch import HEALTHZ, METRICS, PROXY_MODE
 from kpexporter.kubeproxy.families import KubeProxyMetrics
 from kpexporter.logs import event
@@ -60,12 +60,22 @@ def plausible(b: Buckets) -> bool:
     phantom observations, and an infinite count poisons the series' reset correction for
     good. A missing ``_sum``/``_count`` (NaN) is fine: it is "not reported".
     """
-    if not all(math.isfinite(c) and c >= 0 for c in b.counts):
-        return False
     if math.isinf(b.sum) or math.isinf(b.count) or b.count < 0:
         return False
-    ordered = sorted(zip(b.bounds, b.counts, strict=True))
+    counts = b.counts
+    # The usual page in C-speed checks: a finite total means no NaN and no infinity; bounds
+    # and counts both in order (as kube-proxy writes them) means non-decreasing in ``le``.
+    if (math.isfinite(sum(counts)) and (not counts or min(counts) >= 0)
+            and list(b.bounds) == sorted(b.bounds) and list(counts) == sorted(counts)):
+        return True
+    if not all(math.isfinite(c) and c >= 0 for c in counts):
+        return False
+    ordered = sorted(zip(b.bounds, counts, strict=True))
     return all(hi >= lo for (_, lo), (_, hi) in pairwise(ordered))
+
+
+def _same_number(a: float, b: float) -> bool:
+    return a == b or (a != a and b != b)  # NaN (a missing _sum/_count) equals NaN
 
 
 @dataclass(slots=True)
@@ -82,8 +92,13 @@ class TargetState:
     process_start: float | None = None
     polls: int = 0
     last_success: float | None = None
+    version: int = 0
+    """Bumped by every change of what ``/metrics`` shows for this target (each ``record``)."""
+    rendered: object = None
+    """The fast renderer's cache for this target (``kpexporter.fastrender``); None until then."""
     _last_problem: str | None = None
     _rejected: int = 0  # histogram series of the last poll kept out of the windows
+    _memo: SummaryMemo = field(default_factory=dict)  # derive's summaries of the last poll
 
     def __post_init__(self) -> None:
         for e in ENDPOINTS:
@@ -93,6 +108,11 @@ class TargetState:
     @property
     def node(self) -> str:
         return self.target.node
+
+    def retarget(self, target: Target) -> None:
+        """Poll other URLs for the same node from now on (discovery saw a new address)."""
+        self.target = target
+        self.version += 1
 
     def wants_proxy_mode(self) -> bool:
         """``/proxyMode`` only changes with a restart: ask again after one, or after a failure."""
@@ -121,10 +141,12 @@ class TargetState:
             self.errors[(METRICS, "parse")] += self._rejected
         else:
             self._rejected = 0
-        derived = derive(result, self.histories if m is not None else None, cfg, self.proxy_mode)
+        derived = derive(result, self.histories if m is not None else None, cfg, self.proxy_mode,
+                         self._memo)
         self.last, self.derived = result, derived
         if result.up:
             self.last_success = result.started
+        self.version += 1
         self._log_transitions(result, derived, m)
         return derived
 
@@ -138,10 +160,14 @@ class TargetState:
             for labels, b in series.items():
                 key = (name, labels)
                 seen.add(key)
-                if not plausible(b):
+                hist = self.histories.get(key)
+                # The same buckets as last time passed the check then (the common case).
+                last = hist.latest() if hist is not None else None
+                if (last is None or last.counts != b.counts or last.les != b.les
+                        or not _same_number(last.sum, b.sum)
+                        or not _same_number(last.count, b.count)) and not plausible(b):
                     rejected += 1  # the lifetime value shows it as scraped; windows skip it
                     continue
-                hist = self.histories.get(key)
                 if hist is None:
                     hist = self.histories[key] = HistogramHistory(horizon, MAX_SNAPSHOTS)
                 hist.add(result.started, b)

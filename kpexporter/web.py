@@ -15,22 +15,27 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 
 from kpexporter import __version__
+from kpexporter.config import redacted
 from kpexporter.derive import Derived
+from kpexporter.fastrender import render_text
 from kpexporter.poller import Poller
 from kpexporter.render import make_registry
 from kpexporter.state import TargetState
 
 
 def render_metrics(poller: Poller, accept: str | None) -> tuple[bytes, str]:
-    """The exposition page: text 0.0.4 by default, OpenMetrics when Accept asks for it."""
-    registry = make_registry(poller.snapshot)
+    """The exposition page: text 0.0.4 by default, OpenMetrics when Accept asks for it.
+
+    The text page comes from ``fastrender`` (the same page as the collector's, cached per
+    target); OpenMetrics from the ``prometheus_client`` collector.
+    """
     if accept and "application/openmetrics-text" in accept:
         encoder, ctype = choose_encoder(accept)
-        return encoder(registry), ctype
-    return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4
+        return encoder(make_registry(poller.snapshot)), ctype
+    return render_text(poller.snapshot()), CONTENT_TYPE_PLAIN_0_0_4
 
 
 def _num(v: float | None) -> float | str | None:
@@ -71,8 +76,8 @@ def target_json(st: TargetState) -> dict[str, Any]:
     last = st.last
     return {
         "node": st.node,
-        "healthz_url": st.target.healthz_url,
-        "metrics_url": st.target.metrics_url,
+        "healthz_url": redacted(st.target.healthz_url),
+        "metrics_url": redacted(st.target.metrics_url),
         "polls": st.polls,
         "last_poll": last.started if last else None,
         "last_success": st.last_success,

@@ -125,7 +125,8 @@ async def test_bad_config_file_names_the_key(tmp_path: Path) -> None:
     code, _, err = await run("serve", "--config", str(cfg))
     assert code == 64
     assert err.strip() == (f"kpexporter: config file {cfg}: intervall: unknown key (known: "
-                           "concurrency, healthz_url, interval, listen, log_format, log_level, "
+                           "concurrency, discovery, healthz_url, interval, listen, log_format, "
+                           "log_level, "
                            "max_body_bytes, max_healthz_bytes, metrics_url, node, "
                            "pending_threshold, quantiles, targets, timeout, web_config_file, "
                            "windows)")

@@ -20,11 +20,12 @@ Known, documented gaps (none reachable with kube-proxy's integer counts and boun
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 
 from kpexporter.stats.histogram import Buckets
 
-__all__ = ["bucket_quantile", "go_div", "quantile"]
+__all__ = ["bucket_quantile", "bucket_quantiles", "go_div", "quantile", "quantiles"]
 
 
 def go_div(a: float, b: float) -> float:
@@ -57,25 +58,52 @@ def bucket_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
     ``+Inf`` bucket; the lowest bound itself when that is ≤ 0 and the rank falls there.
     An empty input also gives NaN (Prometheus produces no sample for it at all).
     """
-    if math.isnan(q):
-        return math.nan
-    if q < 0:
-        return -math.inf
-    if q > 1:
-        return math.inf
+    return bucket_quantiles((q,), buckets)[0]
+
+
+def bucket_quantiles(qs: Sequence[float], buckets: Iterable[tuple[float, float]]
+                     ) -> list[float]:
+    """``[bucket_quantile(q, buckets) for q in qs]``, sorting and merging the buckets once.
+
+    The exporter asks for three quantiles of every series each poll: the preparation
+    (sort, coalesce, monotonic fix-up) is most of the work, and it does not depend on ``q``.
+    """
+    bs: list[list[float]] | None = None
+    out: list[float] = []
+    for q in qs:
+        if math.isnan(q):
+            out.append(math.nan)
+        elif q < 0:
+            out.append(-math.inf)
+        elif q > 1:
+            out.append(math.inf)
+        else:
+            if bs is None:
+                bs = _prepare(buckets)
+            out.append(_ranked(q, bs) if bs else math.nan)
+    return out
+
+
+def _prepare(buckets: Iterable[tuple[float, float]]) -> list[list[float]]:
+    """Sorted, coalesced, monotonic ``[bound, count]`` pairs; ``[]`` when every q gives NaN."""
     bs = [[float(bound), float(count)] for bound, count in buckets]
     if not bs:
-        return math.nan
-    bs.sort(key=lambda b: b[0])
+        return []
+    bs.sort(key=itemgetter(0))  # stable, by bound: the order Go's sort gives these pairs
     if bs[-1][0] != math.inf:
-        return math.nan
+        return []
     bs = _coalesce(bs)
     _ensure_monotonic(bs)
     if len(bs) < 2:
-        return math.nan
+        return []
+    if bs[-1][1] == 0:  # no observations
+        return []
+    return bs
+
+
+def _ranked(q: float, bs: list[list[float]]) -> float:
+    """The quantile for ``0 <= q <= 1`` over prepared buckets (read-only)."""
     observations = bs[-1][1]
-    if observations == 0:
-        return math.nan
     rank = q * observations
     b = _go_search(len(bs) - 1, lambda i: bs[i][1] >= rank)
     if b == len(bs) - 1:
@@ -119,3 +147,8 @@ def _ensure_monotonic(bs: list[list[float]]) -> None:
 def quantile(q: float, b: Buckets) -> float:
     """``bucket_quantile`` over one ``Buckets`` series (its bounds, not its ``le`` strings)."""
     return bucket_quantile(q, zip(b.bounds, b.counts, strict=True))
+
+
+def quantiles(qs: Sequence[float], b: Buckets) -> list[float]:
+    """``bucket_quantiles`` over one ``Buckets`` series."""
+    return bucket_quantiles(qs, zip(b.bounds, b.counts, strict=True))
