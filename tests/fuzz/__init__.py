@@ -1,0 +1,1 @@
+"""atheris fuzz targets (``make fuzz``) and their runner, ``run_fuzz.py``."""
