@@ -7,6 +7,7 @@ out. ``serve`` stores it per target and renders it at scrape time; ``check`` pri
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -125,10 +126,30 @@ def summaries(metrics: KubeProxyMetrics, histories: dict[HistoryKey, HistogramHi
     return tuple(out)
 
 
-def sync_pending(metrics: KubeProxyMetrics, kube_now: float) -> float | None:
+def oldest_queued(metrics: KubeProxyMetrics,
+                  previous: Mapping[LabelSet, float]) -> dict[LabelSet, float]:
+    """The earliest ``last_queued`` seen since each family's last sync.
+
+    kube-proxy exposes only its *newest* queued time; under churn that keeps moving, so
+    ``now − last_queued`` would never grow on a stuck node. Remembering the first value
+    seen after the last sync gives a lower bound of the oldest pending change's wait,
+    the quantity kube-proxy's own 503 rule uses. A sync (or a restart) clears it.
+    """
+    out: dict[LabelSet, float] = {}
+    for labels, queued in metrics.last_queued.items():
+        synced = metrics.last_sync.get(labels, -math.inf)
+        if queued > synced:
+            kept = previous.get(labels)
+            out[labels] = kept if kept is not None and synced < kept <= queued else queued
+    return out
+
+
+def sync_pending(metrics: KubeProxyMetrics, kube_now: float,
+                 oldest: Mapping[LabelSet, float] | None = None) -> float | None:
     """Longest wait of a queued change not yet synced, per kube-proxy's own clock.
 
     ``last_queued > last_sync`` means a change is waiting; the worst family counts.
+    ``oldest`` (from :func:`oldest_queued`) replaces ``last_queued`` where known.
     """
     if not metrics.last_queued:
         return None
@@ -136,15 +157,17 @@ def sync_pending(metrics: KubeProxyMetrics, kube_now: float) -> float | None:
     for labels, queued in metrics.last_queued.items():
         synced = metrics.last_sync.get(labels, -math.inf)
         if queued > synced:
-            worst = max(worst, kube_now - queued)
+            since = oldest.get(labels, queued) if oldest is not None else queued
+            worst = max(worst, kube_now - since)
     return max(worst, 0.0)
 
 
 def derive(result: PollResult, histories: dict[HistoryKey, HistogramHistory] | None,
-           cfg: Config, proxy_mode: str | None = None, memo: SummaryMemo | None = None
-           ) -> Derived:
+           cfg: Config, proxy_mode: str | None = None, memo: SummaryMemo | None = None,
+           oldest: Mapping[LabelSet, float] | None = None) -> Derived:
     """``proxy_mode`` is the last known mode (``/proxyMode`` is not fetched every poll);
-    ``memo`` is the target's summary memo (see :func:`summaries`)."""
+    ``memo`` is the target's summary memo (see :func:`summaries`); ``oldest`` the
+    target's :func:`oldest_queued` after this poll."""
     h, m = result.healthz, result.metrics
     skew = None
     if h is not None and result.healthz_midpoint is not None:
@@ -160,10 +183,12 @@ def derive(result: PollResult, histories: dict[HistoryKey, HistogramHistory] | N
     summ: tuple[Summary, ...] = ()
     if m is not None:
         mid = result.metrics_midpoint or result.started
-        pending = sync_pending(m, mid + (skew or 0.0))
-        if m.last_sync:
-            # The stalest family is the one that matters for "is it syncing?".
-            sync_last = min(m.last_sync.values())
+        pending = sync_pending(m, mid + (skew or 0.0), oldest)
+        synced = [t for t in m.last_sync.values() if t > 0]
+        if synced:
+            # The stalest family is the one that matters for "is it syncing?"; 0 is
+            # kube-proxy's "never synced" (an unset gauge), shown as absent, like healthz.
+            sync_last = min(synced)
         summ = summaries(m, histories, result.started, cfg, memo)
     healthy = h is not None and result.healthz_status == 200
     reasons: list[str] = []

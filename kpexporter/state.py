@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from kpexporter.config import Config, Target
-from kpexporter.derive import Derived, HistoryKey, SummaryMemo, derive
+from kpexporter.derive import Derived, HistoryKey, SummaryMemo, derive, oldest_queued
 from kpexporter.fetch import HEALTHZ, METRICS, PROXY_MODE
-from kpexporter.kubeproxy.families import KubeProxyMetrics
+from kpexporter.kubeproxy.families import KubeProxyMetrics, LabelSet
 from kpexporter.logs import event
 from kpexporter.poll import PollResult
 from kpexporter.stats.histogram import Buckets
@@ -99,6 +99,7 @@ class TargetState:
     _last_problem: str | None = None
     _rejected: int = 0  # histogram series of the last poll kept out of the windows
     _memo: SummaryMemo = field(default_factory=dict)  # derive's summaries of the last poll
+    queued_since: dict[LabelSet, float] = field(default_factory=dict)  # see oldest_queued
 
     def __post_init__(self) -> None:
         for e in ENDPOINTS:
@@ -141,8 +142,10 @@ class TargetState:
             self.errors[(METRICS, "parse")] += self._rejected
         else:
             self._rejected = 0
+        if m is not None:
+            self.queued_since = oldest_queued(m, self.queued_since)
         derived = derive(result, self.histories if m is not None else None, cfg, self.proxy_mode,
-                         self._memo)
+                         self._memo, self.queued_since)
         self.last, self.derived = result, derived
         if result.up:
             self.last_success = result.started

@@ -107,3 +107,25 @@ def test_userspace_page_has_no_summaries_but_is_up() -> None:
     page = fixture_bytes("datadog-v1.21.1-userspace-kind-no-kubeproxy-metrics.txt")
     d = derive(poll_result(HEALTHY_128, 200, page), None, config())
     assert d.up and d.summaries == () and d.sync_pending is None
+
+
+def test_pending_follows_the_oldest_queued_change_not_the_newest() -> None:
+    """Under churn kube-proxy's last_queued keeps moving; a stuck node must still grow."""
+    from kpexporter.config import Target
+    from kpexporter.state import TargetState
+    cfg = config()
+    st = TargetState(Target("node-a", cfg.healthz_url, cfg.metrics_url), horizon=cfg.horizon)
+    now = HEALTHY_128_NOW
+    pendings = []
+    for step in range(5):  # a new change every 10 s, no sync since now-100
+        t = now + 10 * step
+        r = poll_result(HEALTHY_128, 200, page_with(now - 100, t - 1), started=t)
+        pendings.append(st.record(r, cfg).sync_pending)
+    # The healthz body is the same every poll, so kube-proxy's clock (exporter clock +
+    # measured skew) stays at `now`: the wait is measured from the FIRST queued time seen
+    # (now-1), not from the newest one (which is later than `now` after the first poll).
+    assert st.queued_since == {(): now - 1}
+    assert pendings == [pytest.approx(1.0, abs=0.01)] * 5
+    r = poll_result(HEALTHY_128, 200, page_with(now + 45, now + 39), started=now + 50)
+    st.record(r, cfg)
+    assert st.queued_since == {}  # a sync after the queued change clears it
