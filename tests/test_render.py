@@ -14,7 +14,9 @@ from kpexporter.web import render_metrics
 from tests.builders import HEALTHY_128, HEALTHY_128_NOW, config, poll_result
 from tests.fixtures import fixture_bytes
 
-V130 = fixture_bytes("beats-metricbeat-v1.30.0-iptables-minikube.txt")
+
+def v130() -> bytes:
+    return fixture_bytes("beats-metricbeat-v1.30.0-iptables-minikube.txt")
 
 
 class _Poller:
@@ -26,10 +28,10 @@ class _Poller:
 
 
 def polled_state(healthz: bytes | None = HEALTHY_128, status: int = 200,
-                 page: bytes | None = V130) -> TargetState:
+                 page: bytes | str | None = "v130") -> TargetState:
     cfg = config()
     st = TargetState(Target("node-a", cfg.healthz_url, cfg.metrics_url), horizon=cfg.horizon)
-    st.record(poll_result(healthz, status, page), cfg)
+    st.record(poll_result(healthz, status, v130() if page == "v130" else page), cfg)
     return st
 
 
@@ -102,11 +104,12 @@ def test_promtool_check_metrics_accepts_the_page(kind: str) -> None:
 def test_windows_follow_polls() -> None:
     cfg = config()
     st = TargetState(Target("node-a", cfg.healthz_url, cfg.metrics_url), horizon=cfg.horizon)
-    st.record(poll_result(HEALTHY_128, 200, V130, started=HEALTHY_128_NOW), cfg)
-    bumped = V130.replace(b'kubeproxy_sync_proxy_rules_duration_seconds_count ',
+    page = v130()
+    st.record(poll_result(HEALTHY_128, 200, page, started=HEALTHY_128_NOW), cfg)
+    bumped = page.replace(b'kubeproxy_sync_proxy_rules_duration_seconds_count ',
                           b'kubeproxy_sync_proxy_rules_duration_seconds_count_x ')
-    assert bumped != V130  # sanity: the family is on the page
-    st.record(poll_result(HEALTHY_128, 200, V130, started=HEALTHY_128_NOW + 15), cfg)
+    assert bumped != page  # sanity: the family is on the page
+    st.record(poll_result(HEALTHY_128, 200, page, started=HEALTHY_128_NOW + 15), cfg)
     d = st.derived
     assert d is not None
     five = [s for s in d.summaries if s.window == "5m"]
