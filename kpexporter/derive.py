@@ -184,7 +184,7 @@ def derive(result: PollResult, histories: dict[HistoryKey, HistogramHistory] | N
     if m is not None:
         mid = result.metrics_midpoint or result.started
         pending = sync_pending(m, mid + (skew or 0.0), oldest)
-        synced = [t for t in m.last_sync.values() if t > 0]
+        synced = [t for t in m.last_sync.values() if t != 0]
         if synced:
             # The stalest family is the one that matters for "is it syncing?"; 0 is
             # kube-proxy's "never synced" (an unset gauge), shown as absent, like healthz.

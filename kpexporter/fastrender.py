@@ -205,8 +205,10 @@ def _summary(node: str, s: Summary, cache: _TargetText,
             if len(cache.summary_labels) > 64:  # a page that keeps inventing label values
                 cache.summary_labels.clear()
             base = summary_labels(node, s)
-            label_sets = cache.summary_labels[label_key] = (
+            label_sets = (
                 [_labels({**base, "quantile": repr(q)}) for q in qs], _labels(base))
+            if sum(len(v) for _, v in s.labels) <= 1024:  # never keep huge hostile values
+                cache.summary_labels[label_key] = label_sets
         name = P + s.name
         lines = [f"{name}{labels} {format_value(v)}\n"
                  for labels, (_, v) in zip(label_sets[0], s.quantiles, strict=True)]

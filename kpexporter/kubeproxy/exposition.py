@@ -100,8 +100,14 @@ _TYPE_LINES: dict[str, tuple[str, str]] = {}  # a valid '# TYPE name kind' line 
 _V = TypeVar("_V")
 
 
+_MEMO_KEY_MAX = 512
+"""Longer pieces are not memoised: entries times this bounds each memo in bytes too."""
+
+
 def _remember(memo: dict[str, _V], key: str, value: _V) -> _V:
     """Store in a bounded memo and return ``value``."""
+    if len(key) > _MEMO_KEY_MAX:  # real kube-proxy heads are < 150 characters
+        return value
     if len(memo) >= _MEMO_LIMIT:
         memo.clear()
     memo[key] = value
