@@ -32,6 +32,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -708,7 +709,7 @@ class ExporterProcess:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         scheme: str = "http",
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         auth: tuple[str, str] | None = None,
         name: str | None = None,
     ) -> None:
