@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from kpexporter.fetch import FetchError, fetch, new_client
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def serve(handler: Handler) -> AsyncIterator[str]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/x"
-    finally:
-        server.close()
-
-
-async def _drain(reader: asyncio.StreamReader) -> None:
-    while (await reader.readline()) not in (b"\r\n", b""):
-        pass
+from tests.loopback import Handler, read_head, serve
 
 
 def respond(body: bytes, status: str = "200 OK", extra: str = "") -> Handler:
     async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _drain(reader)
+        await read_head(reader)
         writer.write(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{extra}"
                      "Content-Type: text/plain\r\n\r\n".encode() + body)
         await writer.drain()
@@ -57,7 +41,7 @@ async def test_body_over_cap_is_too_large() -> None:
 
 async def test_chunked_body_over_cap_stops_reading() -> None:
     async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _drain(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
         for _ in range(100):
             writer.write(b"200\r\n" + b"y" * 512 + b"\r\n")
@@ -83,7 +67,7 @@ async def test_gzip_small_body_is_decoded() -> None:
 
 async def test_slowloris_hits_the_overall_deadline() -> None:
     async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _drain(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
         for _ in range(100):
             writer.write(b"x")
@@ -112,7 +96,7 @@ async def test_connection_refused_is_connect() -> None:
 
 async def test_reset_mid_body_is_read_error() -> None:
     async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _drain(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
         await writer.drain()
         writer.transport.abort()

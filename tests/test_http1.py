@@ -11,33 +11,22 @@ import asyncio
 import base64
 import gzip
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from kpexporter.fetch import Fetched, FetchError
 from kpexporter.http1 import MAX_HEAD, Http1Client
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def serve(handler: Handler) -> AsyncIterator[str]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/x?y=1"
-    finally:
-        server.close()
+from tests.loopback import Handler, read_head, serve
 
 
-async def _head(reader: asyncio.StreamReader) -> bytes:
-    return await reader.readuntil(b"\r\n\r\n")
-
+def serve_q(handler: Handler) -> AsyncIterator[str]:
+    return serve(handler, "/x?y=1")
 
 def raw(data: bytes, *, then_close: bool = True) -> Handler:
     """Answer any request with exactly ``data``."""
     async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _head(reader)
+        await read_head(reader)
         writer.write(data)
         await writer.drain()
         if then_close:
@@ -58,7 +47,7 @@ def chunked(*chunks: bytes, trailer: bytes = b"", extra: str = "") -> Handler:
 
 async def get(handler: Handler, *, timeout: float = 2.0, cap: int = 1000,
               url_suffix: str = "") -> Fetched:
-    async for url in serve(handler):
+    async for url in serve_q(handler):
         client = Http1Client(timeout)
         try:
             return await client.fetch(url + url_suffix, timeout=timeout, cap=cap)
@@ -83,12 +72,12 @@ async def test_the_request_it_sends() -> None:
     seen: list[bytes] = []
 
     async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await _head(reader))
+        seen.append(await read_head(reader))
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
         writer.close()
 
-    async for url in serve(h):
+    async for url in serve_q(h):
         client = Http1Client(2.0)
         f = await client.fetch(url, timeout=2.0, cap=10, accept="text/plain;version=0.0.4")
         assert f.body == b"ok"
@@ -109,7 +98,7 @@ async def test_chunked_delivered_a_byte_at_a_time() -> None:
             b"5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n")
 
     async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _head(reader)
+        await read_head(reader)
         for i in range(len(data)):
             writer.write(data[i:i + 1])
             await writer.drain()
@@ -151,7 +140,7 @@ async def test_gzip_decoded_under_the_cap() -> None:
 
 async def test_deadlines() -> None:
     async def slowloris(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _head(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
         for _ in range(100):
             writer.write(b"x")
@@ -175,7 +164,7 @@ async def test_connection_refused() -> None:
 
 async def test_broken_answers_are_read_errors() -> None:
     async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _head(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
         await writer.drain()
         writer.transport.abort()
@@ -205,12 +194,12 @@ async def test_urls_with_credentials_go_through_httpx_with_basic_auth() -> None:
     seen: list[bytes] = []
 
     async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await _head(reader))
+        seen.append(await read_head(reader))
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
         writer.close()
 
-    async for url in serve(h):
+    async for url in serve_q(h):
         client = Http1Client(2.0)
         try:
             f = await client.fetch(url.replace("http://", "http://user:pw@"), timeout=2.0,
@@ -224,13 +213,13 @@ async def test_urls_with_credentials_go_through_httpx_with_basic_auth() -> None:
 
 async def test_many_concurrent_requests_each_get_their_own_answer() -> None:
     async def echo_path(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await _head(reader)
+        head = await read_head(reader)
         path = head.split(b" ")[1]
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(path), path))
         await writer.drain()
         writer.close()
 
-    async for url in serve(echo_path):
+    async for url in serve_q(echo_path):
         client = Http1Client(5.0)
         base = url.split("/x")[0]
         got = await asyncio.gather(*(client.fetch(f"{base}/n{i}", timeout=5.0, cap=100)
