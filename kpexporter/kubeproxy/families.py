@@ -112,6 +112,11 @@ def extract(exp: Exposition) -> KubeProxyMetrics:
     )
 
 
+MAX_LABEL_CHARS = 256
+"""A histogram series whose labels (besides ``le``) are longer than this is ignored: kube-proxy
+writes ``ip_family`` at most, and re-exposing megabyte label values would cost every scrape."""
+
+
 def _histogram(exp: Exposition, family: str) -> dict[LabelSet, Buckets]:
     """Group ``family``'s ``_bucket`` samples by their labels without ``le``, in page order."""
     grouped: dict[LabelSet, tuple[list[str], list[float], list[float]]] = {}
@@ -131,6 +136,8 @@ def _histogram(exp: Exposition, family: str) -> dict[LabelSet, Buckets]:
                 bound = _bound(le)
             except ValueError:
                 continue
+        if sum(len(k) + len(v) for k, v in rest) > MAX_LABEL_CHARS:
+            continue  # not kube-proxy's (ip_family at most): never re-exported, never kept
         les, bounds, counts = grouped.setdefault(tuple(rest), ([], [], []))
         les.append(le)
         bounds.append(bound)

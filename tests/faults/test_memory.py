@@ -128,10 +128,6 @@ def test_long_label_values_new_every_poll_are_not_kept() -> None:
     assert end - base < 2 * MiB, f"{(end - base) / MiB:.1f} MiB kept after 12 polls"
 
 
-@pytest.mark.xfail(strict=True, reason="still ~8 MiB kept over 10 polls whose 50 KB label "
-                   "values change every poll (the line-head memo no longer keeps them): some "
-                   "per-target cache beyond fastrender's label sets still holds them; cap label "
-                   "length or series per family in families.py")
 async def test_exporter_memory_bounded_when_label_values_change_every_poll() -> None:
     polls = iter(range(1_000_000))
 

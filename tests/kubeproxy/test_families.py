@@ -185,3 +185,15 @@ def test_bad_lines_are_carried_over() -> None:
 )
 def test_format_go_float(value: float, text: str) -> None:
     assert format_go_float(value) == text
+
+
+def test_histogram_series_with_huge_labels_is_ignored() -> None:
+    from kpexporter.kubeproxy.exposition import read_exposition
+    from kpexporter.kubeproxy.families import MAX_LABEL_CHARS, extract
+    name = "kubeproxy_sync_proxy_rules_duration_seconds"
+    long_value = "x" * MAX_LABEL_CHARS
+    page = (f'{name}_bucket{{ip_family="IPv4",le="+Inf"}} 3\n{name}_sum{{ip_family="IPv4"}} 1\n'
+            f'{name}_count{{ip_family="IPv4"}} 3\n'
+            f'{name}_bucket{{a="{long_value}",le="+Inf"}} 5\n').encode()
+    m = extract(read_exposition(page))
+    assert list(m.histograms[name.removeprefix("kubeproxy_")]) == [(("ip_family", "IPv4"),)]
