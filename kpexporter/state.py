@@ -7,10 +7,8 @@ counters have a fixed label set.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 from kpexporter.config import Config, Target
 from kpexporter.derive import Derived, HistoryKey, SummaryMemo, derive, oldest_queued
@@ -18,7 +16,7 @@ from kpexporter.fetch import HEALTHZ, METRICS, PROXY_MODE
 from kpexporter.kubeproxy.families import KubeProxyMetrics, LabelSet
 from kpexporter.logs import event
 from kpexporter.poll import PollResult
-from kpexporter.stats.histogram import Buckets
+from kpexporter.stats.histogram import plausible
 from kpexporter.stats.windows import HistogramHistory
 
 ENDPOINTS = (HEALTHZ, METRICS, PROXY_MODE)
@@ -49,29 +47,6 @@ class DurationHistogram:
             running += c
             out.append(running)
         return out
-
-
-def plausible(b: Buckets) -> bool:
-    """Whether a scraped histogram series may join the window history.
-
-    kube-proxy's cumulative counts are finite, non-negative and non-decreasing in ``le``; a
-    page that says otherwise is garbage (a proxy's error page, a broken exporter in between).
-    Fed to the history, one such snapshot fakes a counter reset and with it an hour of
-    phantom observations, and an infinite count poisons the series' reset correction for
-    good. A missing ``_sum``/``_count`` (NaN) is fine: it is "not reported".
-    """
-    if math.isinf(b.sum) or math.isinf(b.count) or b.count < 0:
-        return False
-    counts = b.counts
-    # The usual page in C-speed checks: a finite total means no NaN and no infinity; bounds
-    # and counts both in order (as kube-proxy writes them) means non-decreasing in ``le``.
-    if (math.isfinite(sum(counts)) and (not counts or min(counts) >= 0)
-            and list(b.bounds) == sorted(b.bounds) and list(counts) == sorted(counts)):
-        return True
-    if not all(math.isfinite(c) and c >= 0 for c in counts):
-        return False
-    ordered = sorted(zip(b.bounds, counts, strict=True))
-    return all(hi >= lo for (_, lo), (_, hi) in pairwise(ordered))
 
 
 def _same_number(a: float, b: float) -> bool:

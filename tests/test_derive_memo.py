@@ -2,7 +2,7 @@
 
 - ``derive``'s summary memo: summaries with the memo equal those computed from scratch;
 - ``bucket_quantiles``: several quantiles from one preparation equal one call per quantile;
-- ``state.plausible``'s quick accept: agrees with the plain definition on any buckets.
+- ``stats.histogram.plausible``'s quick accept: agrees with the plain definition on any buckets.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpexporter.derive import SummaryMemo, derive
-from kpexporter.state import TargetState, plausible
-from kpexporter.stats.histogram import Buckets
+from kpexporter.state import TargetState
+from kpexporter.stats.histogram import Buckets, plausible
 from kpexporter.stats.quantile import bucket_quantiles
 from kpexporter.stats.windows import HistogramHistory
 from tests.builders import HEALTHY_128, HEALTHY_128_NOW, config, poll_result

@@ -8,7 +8,9 @@ Prometheus, and ``histogram_quantile`` sums them only after parsing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +55,26 @@ def increase(old: Buckets, new: Buckets) -> Buckets:
         sum=counter_increase(old.sum, new.sum),
         count=counter_increase(old.count, new.count),
     )
+
+
+def plausible(b: Buckets) -> bool:
+    """Whether a scraped histogram series may join the window history.
+
+    kube-proxy's cumulative counts are finite, non-negative and non-decreasing in ``le``; a
+    page that says otherwise is garbage (a proxy's error page, a broken exporter in between).
+    Fed to the history, one such snapshot fakes a counter reset and with it an hour of
+    phantom observations, and an infinite count poisons the series' reset correction for
+    good. A missing ``_sum``/``_count`` (NaN) is fine: it is "not reported".
+    """
+    if math.isinf(b.sum) or math.isinf(b.count) or b.count < 0:
+        return False
+    counts = b.counts
+    # The usual page in C-speed checks: a finite total means no NaN and no infinity; bounds
+    # and counts both in order (as kube-proxy writes them) means non-decreasing in ``le``.
+    if (math.isfinite(sum(counts)) and (not counts or min(counts) >= 0)
+            and list(b.bounds) == sorted(b.bounds) and list(counts) == sorted(counts)):
+        return True
+    if not all(math.isfinite(c) and c >= 0 for c in counts):
+        return False
+    ordered = sorted(zip(b.bounds, counts, strict=True))
+    return all(hi >= lo for (_, lo), (_, hi) in pairwise(ordered))
