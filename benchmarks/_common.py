@@ -24,7 +24,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # runnable from a checkout without installing
 
 FIXTURES = Path(
-    os.environ.get("KPX_FIXTURES") or REPO.parent / "shared" / "fixtures" / "kube-proxy"
+    os.environ.get("KPX_FIXTURES") or REPO / "tests" / "data" / "kube-proxy"
 )
 V1_30 = "beats-metricbeat-v1.30.0-iptables-minikube.txt"
 HEALTHZ_1_28 = (

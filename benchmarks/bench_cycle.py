@@ -26,8 +26,8 @@ import time
 from _common import busy_page, cores, fixture, median, pin_self, static_kube_proxy
 from prometheus_client.parser import text_string_to_metric_families
 
-from kpexporter.config import build_config
-from kpexporter.poller import Poller
+from kpexporter.config.schema import build_config
+from kpexporter.service.poller import Poller
 
 
 def parse_once(text: str) -> float:

@@ -39,12 +39,13 @@ from _common import (
     wait_for,
 )
 
-from kpexporter.config import build_config
+from kpexporter.config.schema import build_config
 
 _POLLS = re.compile(rb'^kpexporter_poll_duration_seconds_count\{endpoint="healthz",[^}]*\} (\S+)',
                     re.M)
-_IMPORTS = ("import kpexporter.cli, kpexporter.poller, kpexporter.web, uvicorn, fastapi, httpx, "
-            "prometheus_client, yaml, sys; print('ready', flush=True); sys.stdin.read()")
+_IMPORTS = ("import kpexporter.cli, kpexporter.service.poller, kpexporter.service.app, uvicorn, "
+            "fastapi, httpx, prometheus_client, yaml, sys; print('ready', flush=True); "
+            "sys.stdin.read()")
 
 
 def _cores() -> tuple[int | None, int | None]:
@@ -110,7 +111,7 @@ def bytes_per_target(targets: int, busy: bool, windows: str = "5m,1h") -> float:
     """Retained bytes per target after the longest window's worth of 15 s polls."""
     import bench_render  # the same feeding of real polls as the render benchmark
 
-    from kpexporter.fastrender import target_pieces
+    from kpexporter.service.text import target_pieces
     cfg = build_config(None, {}, {"node": "x", "log_level": "error", "windows": windows})
     page = fixture()
     rounds = int(cfg.horizon / 15) + 1

@@ -37,11 +37,11 @@ sys.path.insert(0, str(REPO))  # runnable from a checkout without installing
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from kpexporter.kubeproxy.exposition import read_exposition, reset_memos  # noqa: E402
 from kpexporter.kubeproxy.families import extract  # noqa: E402
+from kpexporter.promtext.exposition import read_exposition, reset_memos  # noqa: E402
 
 FIXTURES = Path(
-    os.environ.get("KPX_FIXTURES") or REPO.parent / "shared" / "fixtures" / "kube-proxy"
+    os.environ.get("KPX_FIXTURES") or REPO / "tests" / "data" / "kube-proxy"
 )
 BASE_PAGE = "beats-metricbeat-v1.30.0-iptables-minikube.txt"
 

@@ -11,7 +11,7 @@ two scrapes), 100 different pages per round and each target's own poll times (so
 repeat across targets more than they would). After each round of polls, a scrape is timed
 (``time.process_time``):
 
-- ``fast``: ``kpexporter.fastrender.render_text`` (what ``/metrics`` serves),
+- ``fast``: ``kpexporter.service.text.render_text`` (what ``/metrics`` serves),
 - ``collector``: ``generate_latest`` over ``render.make_registry`` (the OpenMetrics path, and
   the text path before the fast writer); for many targets it is timed once, it is slow.
 
@@ -30,12 +30,12 @@ from typing import Any
 from _common import HEALTHZ_1_28, busy_page, fixture, median
 from prometheus_client.exposition import generate_latest
 
-from kpexporter.config import Config, Target, build_config
-from kpexporter.fastrender import render_text
-from kpexporter.fetch import Fetched
-from kpexporter.poll import PollResult, interpret_healthz, interpret_metrics
-from kpexporter.render import make_registry
-from kpexporter.state import TargetState
+from kpexporter.config.schema import Config, Target, build_config
+from kpexporter.core.poll import PollResult, interpret_healthz, interpret_metrics
+from kpexporter.core.state import TargetState
+from kpexporter.net.fetch import Fetched
+from kpexporter.service.openmetrics import make_registry
+from kpexporter.service.text import render_text
 
 T0 = 1718968125.0
 

@@ -37,10 +37,10 @@ from typing import Any
 
 import httpx
 
-from kpexporter.config import build_config
-from kpexporter.durations import format_duration
-from kpexporter.poller import Poller
-from kpexporter.web import create_app
+from kpexporter.config.durations import format_duration
+from kpexporter.config.schema import build_config
+from kpexporter.service.app import create_app
+from kpexporter.service.poller import Poller
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kpexporter.config import Config, build_config
-from kpexporter.fetch import Fetched
-from kpexporter.poll import EndpointError, PollResult, interpret_healthz, interpret_metrics
+from kpexporter.config.schema import Config, build_config
+from kpexporter.core.poll import EndpointError, PollResult, interpret_healthz, interpret_metrics
+from kpexporter.net.fetch import Fetched
 
 HEALTHY_128 = (b'{"lastUpdated": "2024-06-21 11:08:45.074765635 +0000 UTC m=+80.277574766",'
                b'"currentTime": "2024-06-21 11:08:45.074765635 +0000 UTC m=+80.277574766", '

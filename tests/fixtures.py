@@ -1,21 +1,16 @@
-"""Where the captured kube-proxy pages live, for tests (skip cleanly when they are absent).
+"""The captured kube-proxy pages the tests read, vendored under ``tests/data/kube-proxy``.
 
-The pages sit in the shared folder beside the repository (``X/main`` and ``X/shared``, here
-and in CI); ``KPX_FIXTURES`` points elsewhere when needed.
+Their sources and licenses are in ``tests/data/kube-proxy/SOURCES.md``. A clone needs nothing
+beside it: a missing page is an error, not a skip.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(
-    os.environ.get("KPX_FIXTURES") or REPO.parent / "shared" / "fixtures" / "kube-proxy"
-)
+FIXTURES = REPO / "tests" / "data" / "kube-proxy"
 
 V1_30 = "beats-metricbeat-v1.30.0-iptables-minikube.txt"
 V1_21 = "datadog-v1.21.1-iptables-kind.txt"
@@ -25,11 +20,8 @@ ALL = (V1_30, V1_21, V1_21_USERSPACE, V1_8)
 
 
 def fixture_bytes(name: str) -> bytes:
-    """The page's exact bytes (some have no final newline), or skip the test."""
-    path = FIXTURES / name
-    if not path.is_file():
-        pytest.skip(f"fixture {name} not found under {FIXTURES} (set KPX_FIXTURES)")
-    return path.read_bytes()
+    """The page's exact bytes (some have no final newline)."""
+    return (FIXTURES / name).read_bytes()
 
 
 def fixture_text(name: str) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from kpexporter.cli import build_parser, make_config
+from kpexporter.cli.main import build_parser, make_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
-from kpexporter.kubeproxy.exposition import Exposition, LabelSet
-from kpexporter.stats.gofloat import parse_go_float
+from kpexporter.promtext.exposition import Exposition, LabelSet
+from kpexporter.promtext.gofloat import parse_go_float
 from kpexporter.stats.histogram import Buckets
 
 __all__ = [

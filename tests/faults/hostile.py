@@ -30,10 +30,10 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from kpexporter.config import Config, build_config
-from kpexporter.poller import Poller
-from kpexporter.state import TargetState
-from kpexporter.web import create_app
+from kpexporter.config.schema import Config, build_config
+from kpexporter.core.state import TargetState
+from kpexporter.service.app import create_app
+from kpexporter.service.poller import Poller
 from tests.fixtures import fixture_bytes
 
 HEALTHZ, METRICS, PROXY_MODE = "healthz", "metrics", "proxymode"

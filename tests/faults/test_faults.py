@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from kpexporter.kubeproxy.exposition import read_exposition
 from kpexporter.kubeproxy.families import extract
+from kpexporter.promtext.exposition import read_exposition
 from kpexporter.stats.quantile import quantile
 from tests.faults.hostile import (
     HEALTHZ,

@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kpexporter.config import _KEYS, ENV_KEYS, Config, ConfigError, build_config
+from kpexporter.config.schema import _KEYS, ENV_KEYS, Config, ConfigError, build_config
 
 SETTINGS = settings(max_examples=int(os.environ.get("KPX_FUZZ_EXAMPLES", "250")),
                     deadline=None,

@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest
 
-from kpexporter.derive import Derived, derive
-from kpexporter.fetch import Fetched
+from kpexporter.core.derive import Derived, derive
+from kpexporter.core.poll import EndpointError, PollResult, interpret_healthz, interpret_metrics
+from kpexporter.core.state import TargetState
 from kpexporter.kubeproxy.families import HISTOGRAMS, LEGACY_MICROSECOND_HISTOGRAMS
-from kpexporter.poll import EndpointError, PollResult, interpret_healthz, interpret_metrics
-from kpexporter.render import make_registry
-from kpexporter.state import TargetState
-from kpexporter.web import target_json
+from kpexporter.net.fetch import Fetched
+from kpexporter.service.app import target_json
+from kpexporter.service.openmetrics import make_registry
 from tests.builders import HEALTHY_128, config
 from tests.faults.hostile import parse_page
 from tests.fixtures import FIXTURES, V1_8, V1_30

@@ -107,8 +107,8 @@ def long_label_page(poll: int, lines: int = 20, value_len: int = 20_000) -> byte
 
 
 def test_long_label_values_new_every_poll_are_not_kept() -> None:
-    from kpexporter.fetch import Fetched
-    from kpexporter.poll import interpret_metrics
+    from kpexporter.core.poll import interpret_metrics
+    from kpexporter.net.fetch import Fetched
 
     def read(i: int) -> None:
         interpret_metrics(Fetched(200, long_label_page(i), "text/plain", 0.0, 0.0))

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kpexporter.config import Config
-from kpexporter.derive import LIFETIME, Summary
-from kpexporter.kubeproxy.exposition import read_exposition
+from kpexporter.config.schema import Config
+from kpexporter.core.derive import LIFETIME, Summary
+from kpexporter.core.state import TargetState
 from kpexporter.kubeproxy.families import extract
-from kpexporter.state import TargetState
+from kpexporter.promtext.exposition import read_exposition
 from kpexporter.stats.histogram import Buckets, increase
 from kpexporter.stats.quantile import quantile
 from tests.builders import config, poll_result

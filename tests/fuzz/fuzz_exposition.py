@@ -8,10 +8,10 @@ import atheris  # type: ignore[import-untyped]
 from tests.fuzz import _common
 
 with atheris.instrument_imports(include=["kpexporter"]):
-    from kpexporter.config import build_config
-    from kpexporter.derive import derive
-    from kpexporter.fetch import Fetched
-    from kpexporter.poll import EndpointError, PollResult, interpret_metrics
+    from kpexporter.config.schema import build_config
+    from kpexporter.core.derive import derive
+    from kpexporter.core.poll import EndpointError, PollResult, interpret_metrics
+    from kpexporter.net.fetch import Fetched
 
 CFG = build_config(None, {}, {"node": "fuzz"})
 

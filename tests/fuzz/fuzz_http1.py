@@ -1,4 +1,4 @@
-"""atheris target: the poller's HTTP/1.1 response reader (``kpexporter.http1._Response``).
+"""atheris target: the poller's HTTP/1.1 response reader (``kpexporter.net.http1._Response``).
 
 The bytes a server sends, cut into pieces (where depends on the input's length), then the
 end of the connection. Nothing may escape ``data_received``/``eof_received``/``connection_lost`` (an
@@ -16,8 +16,8 @@ import atheris  # type: ignore[import-untyped]
 from tests.fuzz import _common
 
 with atheris.instrument_imports(include=["kpexporter"]):
-    from kpexporter.fetch import FetchError
-    from kpexporter.http1 import _Response
+    from kpexporter.net.fetch import FetchError
+    from kpexporter.net.http1 import _Response
 
 LOOP = asyncio.new_event_loop()
 CAP = 4096

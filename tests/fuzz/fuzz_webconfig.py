@@ -13,7 +13,7 @@ import atheris  # type: ignore[import-untyped]
 from tests.fuzz import _common
 
 with atheris.instrument_imports(include=["kpexporter"]):
-    from kpexporter.webconfig import WebConfigError, parse_web_config
+    from kpexporter.security.webconfig import WebConfigError, parse_web_config
 
 BASE = Path(tempfile.mkdtemp(prefix="kpx-fuzz-webconfig-"))
 for pem in (_common.ROOT / "tests" / "data" / "web-config").glob("testonly-*"):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "kube-proxy"
+FIXTURES = ROOT / "tests" / "data" / "kube-proxy"
 
 HEALTHZ_SEEDS = [
     b'{"lastUpdated": "2024-06-21 11:08:45.074765635 +0000 UTC m=+80.277574766",'

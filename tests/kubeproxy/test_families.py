@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from kpexporter.kubeproxy.exposition import LabelSet, read_exposition
 from kpexporter.kubeproxy.families import (
     HISTOGRAMS,
     KubeProxyMetrics,
     extract,
     format_go_float,
 )
+from kpexporter.promtext.exposition import LabelSet, read_exposition
 from kpexporter.stats.histogram import Buckets
 from tests.fixtures import (
     V1_8,
@@ -188,8 +188,8 @@ def test_format_go_float(value: float, text: str) -> None:
 
 
 def test_histogram_series_with_huge_labels_is_ignored() -> None:
-    from kpexporter.kubeproxy.exposition import read_exposition
     from kpexporter.kubeproxy.families import MAX_LABEL_CHARS, extract
+    from kpexporter.promtext.exposition import read_exposition
     name = "kubeproxy_sync_proxy_rules_duration_seconds"
     long_value = "x" * MAX_LABEL_CHARS
     page = (f'{name}_bucket{{ip_family="IPv4",le="+Inf"}} 3\n{name}_sum{{ip_family="IPv4"}} 1\n'

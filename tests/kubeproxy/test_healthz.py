@@ -33,7 +33,7 @@ def as_float(unix_ns: int) -> float:
     return float(Decimal(unix_ns) / Decimal(NS))
 
 
-# --- real bodies, verbatim from shared/fixtures/kube-proxy/SOURCES.md ("Captured /healthz
+# --- real bodies, verbatim from tests/data/kube-proxy/SOURCES.md ("Captured /healthz
 # response bodies"). Each is one line without a trailing newline, as kube-proxy sends it. ---
 
 REAL_BODIES = [

@@ -13,15 +13,12 @@ from kpexporter.simulator.page import go_float, proxy_mode_body, render_metrics
 from kpexporter.simulator.scenarios import policy_for
 from kpexporter.simulator.versions import Version
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "kube-proxy"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "kube-proxy"
 T0 = 1_714_040_000 * NS
 
 
 def fixture(name: str) -> str:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"fixture {path} not available")
-    return path.read_text() + "\n"
+    return (FIXTURES / name).read_text() + "\n"
 
 
 def page_for(minor: int, mode: str = "iptables", families: tuple[str, ...] = ("IPv4",),

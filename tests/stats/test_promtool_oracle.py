@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from kpexporter.stats.gofloat import parse_go_float
+from kpexporter.promtext.gofloat import parse_go_float
 from kpexporter.stats.histogram import Buckets
 from kpexporter.stats.quantile import quantile
 from kpexporter.stats.windows import HistogramHistory

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kpexporter.stats.gofloat import parse_go_float
+from kpexporter.promtext.gofloat import parse_go_float
 from kpexporter.stats.histogram import Buckets
 from kpexporter.stats.quantile import bucket_quantile, go_div, quantile
 from tests.promtool import expect, have_promtool, run_promtool_tests, skip_reason
@@ -36,7 +36,7 @@ def _fixture(text: str) -> list[tuple[str, float]]:
     return out
 
 
-# tests/fixtures provenance: /work/shared/fixtures/kube-proxy/ (see its SOURCES.md)
+# provenance of the captured pages: tests/data/kube-proxy/SOURCES.md
 SYNC_V1_21 = _fixture(
     '{le="0.001"} 0 {le="0.002"} 0 {le="0.004"} 0 {le="0.008"} 0 {le="0.016"} 0 {le="0.032"} 0 '
     '{le="0.064"} 6 {le="0.128"} 7 {le="0.256"} 7 {le="0.512"} 18 {le="1.024"} 20 '
