@@ -20,11 +20,18 @@ from urllib.parse import urlsplit
 import yaml
 
 from kpexporter.config.durations import format_duration, parse_duration
+from kpexporter.config.slos import DEFAULT_SLOS, SLOConfig, parse_slos
 
 DEFAULT_HEALTHZ_URL = "http://127.0.0.1:10256/healthz"
 DEFAULT_METRICS_URL = "http://127.0.0.1:10249/metrics"
 DEFAULT_LISTEN = "0.0.0.0:19249"
 ENV_PREFIX = "KPEXPORTER_"
+DEFAULT_PASSTHROUGH: tuple[str, ...] = (
+    "kubeproxy_*", "rest_client_requests_total", "rest_client_request_duration_seconds",
+    "process_resident_memory_bytes", "process_cpu_seconds_total", "process_start_time_seconds",
+    "go_goroutines")
+"""kube-proxy's own families re-exposed by default: every one the kubernetes-mixin
+"Kubernetes / Proxy" dashboard and its kube-proxy alerts read."""
 
 
 class ConfigError(ValueError):
@@ -89,6 +96,8 @@ class Config:
     targets_extra: tuple[Target, ...] = field(default=())
     concurrency: int = 64
     discovery: NodeDiscovery | None = None
+    slos: SLOConfig = DEFAULT_SLOS
+    passthrough: tuple[str, ...] = DEFAULT_PASSTHROUGH
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -297,6 +306,22 @@ _DISCOVERY_PARSERS: dict[str, Any] = {
 }
 
 
+def _passthrough(value: Any) -> tuple[str, ...]:
+    """Family-name patterns (``*`` matches any run of characters); empty turns it off."""
+    items = [i for i in value.split(",") if i.strip()] if isinstance(value, str) else value
+    if items is None:
+        return ()
+    if not isinstance(items, list | tuple):
+        raise ValueError("must be a list of metric-name patterns such as [kubeproxy_*]")
+    out = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip() or not all(
+                c.isalnum() or c in "_:*" for c in item.strip()):
+            raise ValueError(f"not a metric-name pattern: {item!r} (letters, digits, _, :, *)")
+        out.append(item.strip())
+    return tuple(dict.fromkeys(out))
+
+
 def _shown(key: object) -> str:
     """A key as written if it is one printable line, else its repr (messages are one line)."""
     text = str(key)
@@ -322,8 +347,10 @@ _KEYS: dict[str, Any] = {
     "targets": _targets,
     "concurrency": _positive_int,
     "discovery": _discovery,
+    "slos": parse_slos,
+    "passthrough": _passthrough,
 }
-ENV_KEYS = {f"{ENV_PREFIX}{k.upper()}": k for k in _KEYS if k != "targets"}
+ENV_KEYS = {f"{ENV_PREFIX}{k.upper()}": k for k in _KEYS if k not in ("targets", "slos")}
 
 
 def _apply(values: dict[str, Any], key: str, raw: Any, source: str) -> None:
