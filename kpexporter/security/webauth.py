@@ -14,30 +14,28 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import bcrypt
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kpexporter.logs import event
-from kpexporter.security.webconfig import WebConfig, load_web_config
+from kpexporter.security.webconfig import WebConfig
 
-__all__ = ["WebSecurityMiddleware"]
+__all__ = ["AuthState", "WebSecurityMiddleware", "prepare"]
 
 _UNAUTHORIZED_BODY = b"Unauthorized\n"
 _MAX_PASSWORD_BYTES = 72  # bcrypt's limit; pyca/bcrypt 5 raises ValueError beyond it
 _MAX_DUMMY_COST = 14  # about 1 s per hash
+BCRYPT_WORKERS = 4  # threads checking passwords at once (bcrypt releases the GIL)
 
 
 @dataclass(frozen=True)
-class _State:
+class AuthState:
     """One web config, prepared for the request path; swapped whole on reload."""
 
     users: dict[str, bytes]
@@ -49,7 +47,8 @@ def _cost(hashed: bytes) -> int:
     return int(hashed[4:6])  # "$2b$10$…": the loader has checked the shape
 
 
-def _prepare(web: WebConfig) -> _State:
+def prepare(web: WebConfig) -> AuthState:
+    """``web``'s users and headers ready to serve; costs one bcrypt run (the dummy hash)."""
     users = {user: hashed.encode("ascii") for user, hashed in web.basic_auth_users.items()}
     dummy = b""
     if users:
@@ -61,7 +60,7 @@ def _prepare(web: WebConfig) -> _State:
     headers = tuple(
         (name.lower().encode("ascii"), value.encode("utf-8")) for name, value in web.headers.items()
     )
-    return _State(users=users, dummy_hash=dummy, headers=headers)
+    return AuthState(users=users, dummy_hash=dummy, headers=headers)
 
 
 def _basic_credentials(scope: Scope) -> tuple[bytes, bytes] | None:
@@ -98,18 +97,15 @@ class WebSecurityMiddleware:
         app: ASGIApp,
         web: WebConfig,
         *,
-        config_path: Path | None = None,
         unauthenticated_paths: Collection[str] = (),
         cache_size: int = 1024,
     ) -> None:
         self.app = app
-        self.config_path = config_path
         self._open_paths = frozenset(unauthenticated_paths)
         self._cache: OrderedDict[bytes, None] = OrderedDict()
         self._cache_size = cache_size
         self._limiter: anyio.CapacityLimiter | None = None
-        self._tls_at_start = web.tls
-        self._state = _prepare(web)
+        self._state = prepare(web)
 
     @property
     def cache_len(self) -> int:
@@ -117,32 +113,14 @@ class WebSecurityMiddleware:
         return len(self._cache)
 
     def update(self, web: WebConfig) -> None:
-        """Serve ``web``'s users and headers from the next request on.
+        """Serve ``web``'s users and headers from the next request on (one bcrypt run: from
+        the event loop, prefer ``use(prepare(web))`` with ``prepare`` in a worker thread)."""
+        self.use(prepare(web))
 
-        Prepares a dummy hash, i.e. one bcrypt run: call it from a worker thread if the event
-        loop must not stall for that long.
-        """
-        self._state = _prepare(web)
+    def use(self, state: AuthState) -> None:
+        """Serve ``state`` from the next request on; requests in flight keep theirs."""
+        self._state = state
         self._cache.clear()
-
-    def reload(self, path: Path | None = None) -> WebConfig:
-        """Re-read the web config (e.g. on SIGHUP); on any error keep serving the old one.
-
-        Raises ``WebConfigError`` for a bad file, leaving the middleware unchanged. TLS
-        settings are validated but only take effect on restart, since uvicorn holds its
-        ``SSLContext`` for the life of the server.
-        """
-        path = path or self.config_path
-        if path is None:
-            raise RuntimeError("no web config path to reload from")
-        web = load_web_config(path)
-        if web.tls != self._tls_at_start:
-            event(logging.WARNING, "web_config_tls_changed", path=str(path),
-                  note="TLS settings take effect on restart")
-        self.update(web)
-        event(logging.INFO, "web_config_reloaded", path=str(path),
-              users=len(web.basic_auth_users), headers=len(web.headers))
-        return web
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -157,7 +135,7 @@ class WebSecurityMiddleware:
             return
         await self.app(scope, receive, send)
 
-    async def _authenticated(self, scope: Scope, state: _State) -> bool:
+    async def _authenticated(self, scope: Scope, state: AuthState) -> bool:
         credentials = _basic_credentials(scope)
         if credentials is None:
             return False  # nothing to check: the toolkit answers 401 without bcrypt too
@@ -186,7 +164,7 @@ class WebSecurityMiddleware:
         if len(password) > _MAX_PASSWORD_BYTES:
             return False  # bcrypt cannot have hashed it: a 401, not a 500
         if self._limiter is None:  # created here: it must belong to the running event loop
-            self._limiter = anyio.CapacityLimiter(1)
+            self._limiter = anyio.CapacityLimiter(BCRYPT_WORKERS)
         try:
             return await anyio.to_thread.run_sync(
                 bcrypt.checkpw, password, hashed, limiter=self._limiter

@@ -3,13 +3,15 @@
 Prometheus operators already write this file for node_exporter and friends, so kpexporter reads
 the same format instead of inventing flags. We implement the schema of exporter-toolkit v0.8.2,
 the version Prometheus 2.42 bundles, so ``promtool check web-config`` is an exact oracle for what
-is valid (tests/test_webconfig.py runs it on every test file). Where Python's ``ssl`` module
-cannot do what Go's ``crypto/tls`` does, the file is rejected with a clear message rather than
-served with weaker security than it asks for (see ``build_ssl_context``).
+is valid (tests/security/test_webconfig.py runs it on every test file). Where Python's ``ssl``
+module cannot do what Go's ``crypto/tls`` does, the file is rejected with a clear message rather
+than served with weaker security than it asks for (see ``_check_tls``).
 
-Unlike the toolkit, which re-reads the file on every request, the file is read once at start:
-uvicorn binds its ``SSLContext`` at start-up. ``WebSecurityMiddleware.reload`` re-reads users and
-headers on demand (e.g. on SIGHUP); TLS changes need a restart.
+One pass: the parser checks the YAML's shape, ``TLSServerConfig`` checks what the TLS settings
+mean (whoever builds one), and ``build_ssl_context`` builds the one ``SSLContext`` a load
+yields, so a key that does not match its certificate fails at load, not at the first scrape.
+The toolkit re-reads the file per request; kpexporter re-reads it on SIGHUP
+(``kpexporter.security.server``). The uvicorn glue lives there too.
 """
 
 from __future__ import annotations
@@ -20,13 +22,9 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import uvicorn
 import yaml
-
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp
 
 __all__ = [
     "TLSServerConfig",
@@ -34,7 +32,6 @@ __all__ = [
     "WebConfigError",
     "build_ssl_context",
     "load_web_config",
-    "make_uvicorn_config",
     "parse_web_config",
 ]
 
@@ -48,31 +45,6 @@ class WebConfigError(ValueError):
         self.message = " ".join(message.split())
         prefix = f"web config: {field}: " if field else "web config: "
         super().__init__(prefix + self.message)
-
-
-@dataclass(frozen=True)
-class TLSServerConfig:
-    """``tls_server_config`` with defaults applied and file paths made absolute."""
-
-    cert_file: Path
-    key_file: Path
-    client_auth_type: str = "NoClientCert"
-    client_ca_file: Path | None = None
-    min_version: str = "TLS12"
-    max_version: str | None = None
-    cipher_suites: tuple[str, ...] = ()
-    prefer_server_cipher_suites: bool = True
-    curve_preferences: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    """A whole web config; the defaults are what an empty file means (plain HTTP, no auth)."""
-
-    tls: TLSServerConfig | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    http2: bool = True
-    basic_auth_users: dict[str, str] = field(default_factory=dict)
 
 
 # --- The v0.8.2 schema -------------------------------------------------------------------------
@@ -152,6 +124,43 @@ ALLOWED_HEADERS: dict[str, tuple[str, ...]] = {
 
 # What pyca/bcrypt can verify: $2a$/$2b$/$2y$, two-digit cost, 22 salt + 31 hash characters.
 _BCRYPT_RE = re.compile(r"\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}")
+
+
+@dataclass(frozen=True)
+class TLSServerConfig:
+    """``tls_server_config`` with defaults applied and file paths made absolute.
+
+    Constructing one checks what the settings mean (names, version order, what Python's ssl
+    can honour), so a hand-built config and a parsed one pass the same checks, once.
+    """
+
+    cert_file: Path
+    key_file: Path
+    client_auth_type: str = "NoClientCert"
+    client_ca_file: Path | None = None
+    min_version: str = "TLS12"
+    max_version: str | None = None
+    cipher_suites: tuple[str, ...] = ()
+    prefer_server_cipher_suites: bool = True
+    curve_preferences: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_tls(self)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """A whole web config; the defaults are what an empty file means (plain HTTP, no auth).
+
+    ``ssl_context`` is the context a load built from ``tls`` (None for a hand-built config:
+    the server builds it); it takes no part in equality.
+    """
+
+    tls: TLSServerConfig | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    http2: bool = True
+    basic_auth_users: dict[str, str] = field(default_factory=dict)
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
 
 # --- Loading -----------------------------------------------------------------------------------
@@ -243,40 +252,14 @@ def _bool(section: Mapping[str, Any], key: str, where: str, default: bool) -> bo
     return value
 
 
-def _names(
-    section: Mapping[str, Any], key: str, where: str, known: Mapping[str, object], what: str
-) -> tuple[str, ...]:
-    """A list of names from a fixed vocabulary (cipher suites, curves)."""
+def _list(section: Mapping[str, Any], key: str, where: str) -> tuple[Any, ...]:
+    """A list field (its items are checked by ``TLSServerConfig``)."""
     value = section.get(key)
     if value is None:
         return ()
     if not isinstance(value, list):
         raise WebConfigError(f"{where}.{key}", f"must be a list, got {_kind(value)}")
-    for i, name in enumerate(value):
-        if not isinstance(name, str) or name not in known:
-            raise WebConfigError(
-                f"{where}.{key}[{i}]", f"unknown {what} {name!r} (use {', '.join(known)})"
-            )
     return tuple(value)
-
-
-def _version(section: Mapping[str, Any], key: str, where: str) -> str | None:
-    if section.get(key) is None:
-        return None
-    value = section[key]
-    if not isinstance(value, str) or value not in TLS_VERSIONS:
-        raise WebConfigError(
-            f"{where}.{key}", f"unknown TLS version {value!r} (use {', '.join(TLS_VERSIONS)})"
-        )
-    return value
-
-
-def _readable(path: Path, field_name: str) -> None:
-    try:
-        with path.open("rb") as f:
-            f.read(1)
-    except OSError as e:
-        raise WebConfigError(field_name, f"cannot read {path}: {e.strerror or e}") from None
 
 
 def _parse_tls(raw: object, base: Path) -> TLSServerConfig | None:
@@ -286,40 +269,30 @@ def _parse_tls(raw: object, base: Path) -> TLSServerConfig | None:
     key = _string(section, "key_file", where)
     auth = _string(section, "client_auth_type", where)
     ca = _string(section, "client_ca_file", where)
-    min_version = _version(section, "min_version", where) or "TLS12"
-    max_version = _version(section, "max_version", where)
-    ciphers = _names(section, "cipher_suites", where, CIPHER_SUITES, "cipher suite")
-    curves = _names(section, "curve_preferences", where, CURVES, "curve")
+    ciphers = _list(section, "cipher_suites", where)
+    curves = _list(section, "curve_preferences", where)
     prefer = _bool(section, "prefer_server_cipher_suites", where, True)
+    min_version = section.get("min_version")
+    max_version = section.get("max_version")
     if not (cert or key or auth or ca):
-        return None  # as in the toolkit: no TLS asked for, serve plain HTTP
+        # As in the toolkit: no TLS asked for, serve plain HTTP; the other fields still count.
+        _check_names(ciphers, curves, min_version, max_version)
+        return None
     if not cert:
         raise WebConfigError(f"{where}.cert_file", "missing (TLS needs cert_file and key_file)")
     if not key:
         raise WebConfigError(f"{where}.key_file", "missing (TLS needs cert_file and key_file)")
-    auth = _CLIENT_AUTH_ALIASES.get(auth, auth)
-    if auth not in CLIENT_AUTH_TYPES:
-        raise WebConfigError(
-            f"{where}.client_auth_type",
-            f"unknown value {auth!r} (use {', '.join(CLIENT_AUTH_TYPES)})",
-        )
-    tls = TLSServerConfig(
+    return TLSServerConfig(
         cert_file=base / cert,  # an absolute path stays as it is
         key_file=base / key,
-        client_auth_type=auth,
+        client_auth_type=_CLIENT_AUTH_ALIASES.get(auth, auth),
         client_ca_file=base / ca if ca else None,
-        min_version=min_version,
+        min_version="TLS12" if min_version is None else min_version,
         max_version=max_version,
         cipher_suites=ciphers,
         prefer_server_cipher_suites=prefer,
         curve_preferences=curves,
     )
-    _readable(tls.cert_file, f"{where}.cert_file")
-    _readable(tls.key_file, f"{where}.key_file")
-    if tls.client_ca_file is not None:
-        _readable(tls.client_ca_file, f"{where}.client_ca_file")
-    build_ssl_context(tls)  # loads the key pair: a bad certificate fails now, not at first scrape
-    return tls
 
 
 def _parse_http(raw: object) -> tuple[dict[str, str], bool]:
@@ -406,7 +379,11 @@ def _parse_users(raw: object) -> dict[str, str]:
 
 
 def parse_web_config(text: str | bytes, base: Path) -> WebConfig:
-    """Parse web-config YAML; relative paths are resolved against ``base``."""
+    """Parse web-config YAML; relative paths are resolved against ``base``.
+
+    With TLS, this reads the certificate files and builds the ``SSLContext`` (kept in the
+    result): everything a server would trip over later fails here.
+    """
     try:
         raw = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as e:
@@ -421,7 +398,9 @@ def parse_web_config(text: str | bytes, base: Path) -> WebConfig:
     tls = _parse_tls(top.get("tls_server_config"), base)
     headers, http2 = _parse_http(top.get("http_server_config"))
     users = _parse_users(top.get("basic_auth_users"))
-    return WebConfig(tls=tls, headers=headers, http2=http2, basic_auth_users=users)
+    ctx = build_ssl_context(tls) if tls is not None else None
+    return WebConfig(tls=tls, headers=headers, http2=http2, basic_auth_users=users,
+                     ssl_context=ctx)
 
 
 def load_web_config(path: Path) -> WebConfig:
@@ -437,26 +416,95 @@ def load_web_config(path: Path) -> WebConfig:
     return parse_web_config(text, Path(path).parent)
 
 
+# --- What the TLS settings mean ----------------------------------------------------------------
+
+_TLS = "tls_server_config"
+
+
+def _check_names(
+    ciphers: tuple[Any, ...], curves: tuple[Any, ...], min_version: object, max_version: object
+) -> None:
+    for key, value in (("min_version", min_version), ("max_version", max_version)):
+        if value is not None and (not isinstance(value, str) or value not in TLS_VERSIONS):
+            raise WebConfigError(
+                f"{_TLS}.{key}", f"unknown TLS version {value!r} (use {', '.join(TLS_VERSIONS)})"
+            )
+    for key, names, known, what in (
+        ("cipher_suites", ciphers, CIPHER_SUITES, "cipher suite"),
+        ("curve_preferences", curves, CURVES, "curve"),
+    ):
+        for i, name in enumerate(names):
+            if not isinstance(name, str) or name not in known:
+                raise WebConfigError(
+                    f"{_TLS}.{key}[{i}]", f"unknown {what} {name!r} (use {', '.join(known)})"
+                )
+
+
+def _check_tls(tls: TLSServerConfig) -> None:
+    """Everything about ``tls`` that needs no file, in the order a reader of the file meets it.
+
+    Go features Python's ssl module lacks are refused instead of approximated, because each
+    approximation would be weaker than the file asks for: accepting a client certificate without
+    verifying it (RequestClientCert, RequireAnyClientCert) and a list of several curves (Python
+    3.11 can restrict the key exchange to one group only).
+    """
+    _check_names(tls.cipher_suites, tls.curve_preferences, tls.min_version, tls.max_version)
+    auth = tls.client_auth_type
+    if auth not in CLIENT_AUTH_TYPES:
+        raise WebConfigError(
+            f"{_TLS}.client_auth_type",
+            f"unknown value {auth!r} (use {', '.join(CLIENT_AUTH_TYPES)})",
+        )
+    if tls.max_version and TLS_VERSIONS[tls.max_version] < TLS_VERSIONS[tls.min_version]:
+        # Go accepts this and then fails every handshake; say so now instead.
+        raise WebConfigError(
+            f"{_TLS}.max_version", f"{tls.max_version} is lower than min_version {tls.min_version}"
+        )
+    if len(tls.curve_preferences) > 1:
+        raise WebConfigError(
+            f"{_TLS}.curve_preferences",
+            f"lists {len(tls.curve_preferences)} curves, but Python's ssl module can restrict "
+            "the key exchange to one only: list exactly one, or none for OpenSSL's defaults",
+        )
+    if auth in ("RequestClientCert", "RequireAnyClientCert"):
+        raise WebConfigError(
+            f"{_TLS}.client_auth_type",
+            f"{auth} is not supported: Python's ssl module cannot accept a client certificate "
+            "without verifying it (use VerifyClientCertIfGiven or RequireAndVerifyClientCert "
+            "with client_ca_file)",
+        )
+    if auth == "NoClientCert" and tls.client_ca_file is not None:
+        raise WebConfigError(
+            f"{_TLS}.client_ca_file",
+            "set, but client_auth_type is NoClientCert (use VerifyClientCertIfGiven or "
+            "RequireAndVerifyClientCert)",
+        )
+
+
 # --- TLS ---------------------------------------------------------------------------------------
 
 _PRIVATE_KEY_RE = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
+def _read(path: Path, field_name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        where = f"{_TLS}.{field_name}"
+        raise WebConfigError(where, f"cannot read {path}: {e.strerror or e}") from None
+
+
 def _load_key_pair(ctx: ssl.SSLContext, tls: TLSServerConfig) -> None:
     """Load cert and key with messages that say what is wrong (OpenSSL says "PEM lib")."""
-    where = "tls_server_config"
-    try:
-        cert_pem = tls.cert_file.read_bytes()
-        key_pem = tls.key_file.read_bytes()
-    except OSError as e:
-        raise WebConfigError(where, f"cannot read {e.filename}: {e.strerror or e}") from None
+    cert_pem = _read(tls.cert_file, "cert_file")
+    key_pem = _read(tls.key_file, "key_file")
     if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
-        raise WebConfigError(f"{where}.cert_file", f"no PEM certificate in {tls.cert_file}")
+        raise WebConfigError(f"{_TLS}.cert_file", f"no PEM certificate in {tls.cert_file}")
     if not _PRIVATE_KEY_RE.search(key_pem):
-        raise WebConfigError(f"{where}.key_file", f"no PEM private key in {tls.key_file}")
+        raise WebConfigError(f"{_TLS}.key_file", f"no PEM private key in {tls.key_file}")
     if b"ENCRYPTED" in key_pem:
         raise WebConfigError(
-            f"{where}.key_file", f"{tls.key_file} is encrypted; encrypted keys are not supported"
+            f"{_TLS}.key_file", f"{tls.key_file} is encrypted; encrypted keys are not supported"
         )
     try:
         # A password callback stops OpenSSL from ever prompting on the terminal.
@@ -464,160 +512,59 @@ def _load_key_pair(ctx: ssl.SSLContext, tls: TLSServerConfig) -> None:
     except ssl.SSLError as e:
         if e.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
             raise WebConfigError(
-                f"{where}.key_file",
+                f"{_TLS}.key_file",
                 f"the private key in {tls.key_file} does not match the certificate in "
                 f"{tls.cert_file}",
             ) from None
         raise WebConfigError(
-            f"{where}.cert_file", f"cannot load {tls.cert_file} and {tls.key_file}: {e}"
+            f"{_TLS}.cert_file", f"cannot load {tls.cert_file} and {tls.key_file}: {e}"
         ) from None
+    except OSError as e:  # the file went away since we read it
+        raise WebConfigError(_TLS, f"cannot read {e.filename}: {e.strerror or e}") from None
 
 
 def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
-    """A server ``SSLContext`` that does what ``tls`` says, or a ``WebConfigError``.
-
-    Go features Python's ssl module lacks are refused instead of approximated, because each
-    approximation would be weaker than the file asks for: accepting a client certificate without
-    verifying it (RequestClientCert, RequireAnyClientCert) and a list of several curves (Python
-    3.11 can restrict the key exchange to one group only).
-    """
-    where = "tls_server_config"
+    """The server ``SSLContext`` that ``tls`` (already checked) describes, or a ``WebConfigError``
+    naming the file that cannot be read or used."""
+    if tls.client_ca_file is not None:
+        _read(tls.client_ca_file, "client_ca_file")  # a missing CA is named before the key pair
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-
-    if tls.min_version not in TLS_VERSIONS:
-        raise WebConfigError(f"{where}.min_version", f"unknown TLS version {tls.min_version!r}")
-    if tls.max_version is not None and tls.max_version not in TLS_VERSIONS:
-        raise WebConfigError(f"{where}.max_version", f"unknown TLS version {tls.max_version!r}")
-    minimum = TLS_VERSIONS[tls.min_version]
-    maximum = TLS_VERSIONS[tls.max_version] if tls.max_version else ssl.TLSVersion.MAXIMUM_SUPPORTED
-    if tls.max_version and maximum < minimum:
-        # Go accepts this and then fails every handshake; say so now instead.
-        raise WebConfigError(
-            f"{where}.max_version", f"{tls.max_version} is lower than min_version {tls.min_version}"
-        )
     with warnings.catch_warnings():
         # TLS 1.0/1.1 are deprecated; the file asked for them explicitly, so don't warn per start.
         warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.minimum_version = minimum
-        ctx.maximum_version = maximum
-
-    openssl_ciphers = []
-    for i, name in enumerate(tls.cipher_suites):
-        if name not in CIPHER_SUITES:
-            raise WebConfigError(f"{where}.cipher_suites[{i}]", f"unknown cipher suite {name!r}")
-        if (openssl_name := CIPHER_SUITES[name]) is not None:
-            openssl_ciphers.append(openssl_name)
+        ctx.minimum_version = TLS_VERSIONS[tls.min_version]
+        ctx.maximum_version = (
+            TLS_VERSIONS[tls.max_version] if tls.max_version else ssl.TLSVersion.MAXIMUM_SUPPORTED
+        )
+    openssl_ciphers = [n for c in tls.cipher_suites if (n := CIPHER_SUITES[c]) is not None]
     if openssl_ciphers:
         ctx.set_ciphers(":".join(openssl_ciphers))
     if tls.prefer_server_cipher_suites:
         ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     else:
         ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
-
-    if len(tls.curve_preferences) > 1:
-        raise WebConfigError(
-            f"{where}.curve_preferences",
-            f"lists {len(tls.curve_preferences)} curves, but Python's ssl module can restrict "
-            "the key exchange to one only: list exactly one, or none for OpenSSL's defaults",
-        )
-    for i, name in enumerate(tls.curve_preferences):
-        if name not in CURVES:
-            raise WebConfigError(f"{where}.curve_preferences[{i}]", f"unknown curve {name!r}")
+    for name in tls.curve_preferences:  # at most one: TLSServerConfig checked
         ctx.set_ecdh_curve(CURVES[name])
 
-    auth = tls.client_auth_type
-    if auth in ("RequestClientCert", "RequireAnyClientCert"):
-        raise WebConfigError(
-            f"{where}.client_auth_type",
-            f"{auth} is not supported: Python's ssl module cannot accept a client certificate "
-            "without verifying it (use VerifyClientCertIfGiven or RequireAndVerifyClientCert "
-            "with client_ca_file)",
-        )
-    if auth == "NoClientCert":
-        if tls.client_ca_file is not None:
-            raise WebConfigError(
-                f"{where}.client_ca_file",
-                "set, but client_auth_type is NoClientCert (use VerifyClientCertIfGiven or "
-                "RequireAndVerifyClientCert)",
-            )
+    if tls.client_auth_type == "NoClientCert":
         ctx.verify_mode = ssl.CERT_NONE
-    elif auth in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert"):
-        ctx.verify_mode = (
-            ssl.CERT_OPTIONAL if auth == "VerifyClientCertIfGiven" else ssl.CERT_REQUIRED
-        )
+    else:  # VerifyClientCertIfGiven or RequireAndVerifyClientCert: the others were refused
+        optional = tls.client_auth_type == "VerifyClientCertIfGiven"
+        ctx.verify_mode = ssl.CERT_OPTIONAL if optional else ssl.CERT_REQUIRED
         if tls.client_ca_file is not None:
             try:
                 ctx.load_verify_locations(cafile=tls.client_ca_file)
             except ssl.SSLError:
                 raise WebConfigError(
-                    f"{where}.client_ca_file", f"no PEM certificates in {tls.client_ca_file}"
+                    f"{_TLS}.client_ca_file", f"no PEM certificates in {tls.client_ca_file}"
                 ) from None
             except OSError as e:
                 raise WebConfigError(
-                    f"{where}.client_ca_file",
+                    f"{_TLS}.client_ca_file",
                     f"cannot read {tls.client_ca_file}: {e.strerror or e}",
                 ) from None
         else:
             ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # as Go: the system roots
-    else:
-        raise WebConfigError(
-            f"{where}.client_auth_type",
-            f"unknown value {auth!r} (use {', '.join(CLIENT_AUTH_TYPES)})",
-        )
 
     _load_key_pair(ctx, tls)
     return ctx
-
-
-# --- uvicorn -----------------------------------------------------------------------------------
-
-
-class WebUvicornConfig(uvicorn.Config):
-    """A ``uvicorn.Config`` that serves with our ``SSLContext``.
-
-    uvicorn builds its own context from file names (encode/uvicorn#806), which cannot express
-    min/max version, client-CA policy or curves. ``load()`` runs once at server start-up; we let
-    uvicorn do its work (``ssl_certfile`` makes it log https) and then swap in our context.
-    This uses only ``Config.ssl``, which uvicorn's server reads, so it works on every uvicorn
-    the project allows (0.29+), not just those with ``ssl_context_factory``.
-    """
-
-    def __init__(self, app: ASGIApp, *, tls: TLSServerConfig | None, **kwargs: Any) -> None:
-        self.web_tls = tls
-        if tls is not None:
-            clash = sorted(k for k in kwargs if k.startswith("ssl_"))
-            if clash:
-                raise TypeError(f"TLS comes from the web config; do not pass {', '.join(clash)}")
-            kwargs["ssl_certfile"] = str(tls.cert_file)
-            kwargs["ssl_keyfile"] = str(tls.key_file)
-        super().__init__(app, **kwargs)
-
-    def load(self) -> None:
-        # Ours first: it refuses an encrypted key, on which uvicorn's would prompt on the tty.
-        ctx = build_ssl_context(self.web_tls) if self.web_tls is not None else None
-        super().load()
-        if ctx is not None:
-            alpn: list[str] | None = getattr(self.http_protocol_class, "alpn_protocols", None)
-            if alpn:
-                ctx.set_alpn_protocols(alpn)
-            self.ssl = ctx
-
-
-def make_uvicorn_config(
-    app: ASGIApp, host: str, port: int, web: WebConfig | None, **kwargs: Any
-) -> WebUvicornConfig:
-    """A uvicorn config that applies the whole web config: TLS, basic auth and headers.
-
-    Auth and headers come from wrapping ``app`` in ``WebSecurityMiddleware`` (skipped when
-    ``app`` already is one, e.g. built with ``unauthenticated_paths``), so a web config with
-    users can never be served without them. With a web config the middleware is ``config.app``,
-    for ``reload()`` (users and headers; TLS changes need a restart). ``http2`` is accepted
-    but has no effect: uvicorn serves HTTP/1.1 here.
-    """
-    from kpexporter.security.webauth import WebSecurityMiddleware  # webauth imports this module
-
-    if web is None:
-        return WebUvicornConfig(app, tls=None, host=host, port=port, **kwargs)
-    if not isinstance(app, WebSecurityMiddleware):
-        app = WebSecurityMiddleware(app, web)
-    return WebUvicornConfig(app, tls=web.tls, host=host, port=port, **kwargs)

@@ -6,9 +6,10 @@ Hashes use cost 4 to keep the suite fast; the middleware's behaviour does not de
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import threading
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import bcrypt
@@ -20,8 +21,8 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from kpexporter.security.webauth import WebSecurityMiddleware
-from kpexporter.security.webconfig import WebConfig, WebConfigError
+from kpexporter.security.webauth import BCRYPT_WORKERS, WebSecurityMiddleware
+from kpexporter.security.webconfig import WebConfig
 
 ALICE_HASH = "$2b$04$BTPsZTjYr7Fdwifh7yCjs..Ax9nB9IiJQDtAwSZHzo3MT.SxCc9HO"  # alice-password
 BOB_HASH = "$2b$04$1O2AyiOdhepQGXDPIq.9Vud0Gbv1x1bq2Is8x869hXESqOwuv7izC"  # bob-password
@@ -217,20 +218,46 @@ async def test_update_swaps_users_and_clears_the_cache() -> None:
         assert (await client.get("/", auth=("bob", "bob-password"))).status_code == 200
 
 
-async def test_reload_keeps_the_last_good_config(tmp_path: Path) -> None:
-    path = tmp_path / "web.yml"
-    path.write_text(f"basic_auth_users:\n  alice: {ALICE_HASH}\n")
-    middleware = WebSecurityMiddleware(APP, WebConfig(), config_path=path)
+async def test_bcrypt_checks_run_in_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two checks meet at a barrier: with one check at a time (the old mutex) it breaks."""
+    barrier = threading.Barrier(2, timeout=10)
+    real = bcrypt.checkpw
+
+    def meeting(password: bytes, hashed: bytes) -> bool:
+        barrier.wait()
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", meeting)
+    async with _client(WebSecurityMiddleware(APP, WEB)) as client:
+        alice, bob = await asyncio.gather(
+            client.get("/", auth=ALICE), client.get("/", auth=("bob", "bob-password"))
+        )
+    assert alice.status_code == bob.status_code == 200
+    assert BCRYPT_WORKERS >= 2
+
+
+async def test_a_cached_login_never_waits_behind_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """200 wrong passwords hold every bcrypt worker (their checks block until released); the
+    cached scrape is answered while all 200 are still waiting."""
+    middleware = WebSecurityMiddleware(APP, WEB)
     async with _client(middleware) as client:
-        assert (await client.get("/")).status_code == 200  # started without users
-        assert middleware.reload().basic_auth_users == {"alice": ALICE_HASH}
-        assert (await client.get("/")).status_code == 401
-        path.write_text("basic_auth_users:\n  alice: plaintext\n")
-        with pytest.raises(WebConfigError, match="hashedSecret too short"):
-            middleware.reload()
-        assert (await client.get("/", auth=ALICE)).status_code == 200  # still the old users
-    with pytest.raises(RuntimeError):
-        WebSecurityMiddleware(APP, WEB).reload()
+        assert (await client.get("/", auth=ALICE)).status_code == 200  # now cached
+        release = threading.Event()
+        real = bcrypt.checkpw
+
+        def held(password: bytes, hashed: bytes) -> bool:
+            release.wait(30)
+            return real(password, hashed)
+
+        monkeypatch.setattr(bcrypt, "checkpw", held)
+        flood = [asyncio.create_task(client.get("/", auth=("alice", f"guess{i}")))
+                 for i in range(200)]
+        await asyncio.sleep(0.05)  # let the flood reach the pool and its queue
+        cached = await asyncio.wait_for(client.get("/", auth=ALICE), timeout=30)
+        assert cached.status_code == 200
+        assert not any(task.done() for task in flood)
+        release.set()
+        assert {r.status_code for r in await asyncio.gather(*flood)} == {401}
 
 
 async def _run(middleware: WebSecurityMiddleware, scope: Scope,

@@ -1,4 +1,4 @@
-"""Web config loading, TLS contexts and uvicorn wiring.
+"""Web config loading and TLS contexts (the uvicorn glue is tested in test_server.py).
 
 The data files under tests/data/web-config/ are the spec (exporter-toolkit's naming):
 ``*.good.yml`` load; ``*.bad.yml`` fail with the exact one-line error on their ``# want:``
@@ -11,35 +11,22 @@ The ``testonly-*`` keys there are public and for tests only.
 from __future__ import annotations
 
 import shutil
-import socket
 import ssl
 import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
-from kpexporter.security.webauth import WebSecurityMiddleware
 from kpexporter.security.webconfig import (
     CIPHER_SUITES,
     TLSServerConfig,
     WebConfig,
     WebConfigError,
-    WebUvicornConfig,
     build_ssl_context,
     load_web_config,
-    make_uvicorn_config,
     parse_web_config,
 )
 
@@ -280,13 +267,22 @@ def test_every_go_cipher_suite_maps_to_an_openssl_one() -> None:
             ], go_name
 
 
-def test_context_rejects_what_the_loader_would() -> None:
+def test_a_hand_built_tls_config_passes_the_loader_checks() -> None:
     with pytest.raises(WebConfigError, match="unknown cipher suite 'RC4'"):
-        build_ssl_context(_tls(cipher_suites=("RC4",)))
+        _tls(cipher_suites=("RC4",))
     with pytest.raises(WebConfigError, match="unknown curve 'P-256'"):
-        build_ssl_context(_tls(curve_preferences=("P-256",)))
+        _tls(curve_preferences=("P-256",))
     with pytest.raises(WebConfigError, match="unknown TLS version 'TLS9'"):
-        build_ssl_context(_tls(min_version="TLS9"))
+        _tls(min_version="TLS9")
+    with pytest.raises(WebConfigError, match="RequestClientCert is not supported"):
+        _tls(client_auth_type="RequestClientCert")
+
+
+def test_a_load_builds_the_context_it_validated() -> None:
+    web = load_web_config(DATA / "everything.good.yml")
+    assert web.ssl_context is not None
+    assert web.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert load_web_config(DATA / "basic_auth.good.yml").ssl_context is None
 
 
 # --- deploy samples ----------------------------------------------------------------------------
@@ -319,103 +315,3 @@ def test_deploy_sample_loads_and_its_password_is_as_documented(samples: Path, na
 def test_promtool_accepts_deploy_sample(samples: Path, name: str) -> None:
     result = _promtool(samples / name)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-# --- uvicorn -----------------------------------------------------------------------------------
-
-
-async def _hello(request: Request) -> PlainTextResponse:
-    return PlainTextResponse("hello")
-
-
-APP = Starlette(routes=[Route("/", _hello)])
-
-
-def test_make_uvicorn_config_wraps_once() -> None:
-    web = load_web_config(DATA / "everything.good.yml")
-    config = make_uvicorn_config(APP, "127.0.0.1", 0, web)
-    assert isinstance(config, WebUvicornConfig)
-    assert isinstance(config.app, WebSecurityMiddleware) and config.app.app is APP
-    wrapped = WebSecurityMiddleware(APP, web)
-    assert make_uvicorn_config(wrapped, "127.0.0.1", 0, web).app is wrapped
-    assert make_uvicorn_config(APP, "127.0.0.1", 0, None).app is APP
-
-
-def test_make_uvicorn_config_refuses_competing_ssl_options() -> None:
-    web = load_web_config(DATA / "tls.good.yml")
-    with pytest.raises(TypeError, match="ssl_ciphers"):
-        make_uvicorn_config(APP, "127.0.0.1", 0, web, ssl_ciphers="ALL")
-
-
-def test_encrypted_key_fails_before_uvicorn_could_prompt_for_a_password() -> None:
-    tls = TLSServerConfig(cert_file=CERT, key_file=DATA / "testonly-encrypted.key")
-    config = make_uvicorn_config(APP, "127.0.0.1", 0, WebConfig(tls=tls))
-    with pytest.raises(WebConfigError, match="is encrypted"):
-        config.load()
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[WebConfig], str]]:
-    """Start uvicorn in a thread on a loopback socket bound to port 0; yield a starter."""
-    started: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(web: WebConfig) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = make_uvicorn_config(APP, "127.0.0.1", port, web, log_config=None,
-                                     access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        started.append((server, thread))
-        deadline = time.monotonic() + 30  # a generous start-up bound, not a timing assertion
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        return f"https://localhost:{port}/"
-
-    yield start
-    for server, thread in started:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def _client_context(maximum: ssl.TLSVersion | None = None, cert: bool = False) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=CERT)
-    if maximum is not None:
-        ctx.maximum_version = maximum
-    if cert:
-        ctx.load_cert_chain(CERT, KEY)
-    return ctx
-
-
-def test_real_tls13_server_with_basic_auth(serve: Callable[[WebConfig], str]) -> None:
-    web = load_web_config(DATA / "everything.good.yml")  # TLS13 minimum, alice, X-Frame-Options
-    url = serve(web)
-    with httpx.Client(verify=_client_context()) as client:
-        denied = client.get(url)
-        assert denied.status_code == 401
-        assert denied.headers["www-authenticate"] == "Basic"
-        ok = client.get(url, auth=("alice", "alice-password"))
-        assert ok.status_code == 200 and ok.text == "hello"
-        assert ok.headers["x-frame-options"] == "deny"
-        ssl_object = ok.extensions["network_stream"].get_extra_info("ssl_object")
-        assert ssl_object.version() == "TLSv1.3"
-    with (
-        httpx.Client(verify=_client_context(maximum=ssl.TLSVersion.TLSv1_2)) as old,
-        pytest.raises(httpx.ConnectError),
-    ):
-        old.get(url)
-
-
-def test_real_mutual_tls(serve: Callable[[WebConfig], str]) -> None:
-    web = WebConfig(tls=TLSServerConfig(cert_file=CERT, key_file=KEY, client_ca_file=CERT,
-                                        client_auth_type="RequireAndVerifyClientCert"))
-    url = serve(web)
-    with httpx.Client(verify=_client_context(cert=True)) as client:
-        assert client.get(url).status_code == 200
-    # Under TLS 1.3 the server checks the client's certificate after the client's handshake
-    # is done, so the refusal shows up on connect or on the first read.
-    with httpx.Client(verify=_client_context()) as anonymous, pytest.raises(httpx.TransportError):
-        anonymous.get(url)
