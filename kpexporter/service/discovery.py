@@ -30,18 +30,15 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kpexporter.config.schema import NodeDiscovery, Target
 from kpexporter.logs import event
 
-if TYPE_CHECKING:
-    from kpexporter.service.poller import Poller
-
-__all__ = ["Discovery", "DiscoveryError", "KubernetesNodes", "NodeAddresses", "node_targets",
-           "nodes_from_list"]
+__all__ = ["Discovery", "DiscoveryError", "KubernetesNodes", "NodeAddresses", "TargetSink",
+           "node_targets", "nodes_from_list"]
 
 PAGE_SIZE = 500
 MAX_PAGES = 1000  # 500,000 Nodes: far past Kubernetes' 5,000; a server looping on `continue`
@@ -168,28 +165,39 @@ class KubernetesNodes:
         raise ValueError(f"the Node list did not end after {MAX_PAGES} pages")
 
 
+class TargetSink(Protocol):
+    """What consumes the target lists discovery makes (the poller, which imports this
+    module; discovery does not import it back)."""
+
+    def set_targets(self, targets: Sequence[Target]) -> tuple[int, int, int]:
+        """Poll exactly ``targets`` from now on; returns (added, removed, changed)."""
+        ...
+
+
 class Discovery:
-    """Keeps a ``Poller``'s targets equal to the Nodes ``source`` lists, every interval."""
+    """Keeps a ``TargetSink``'s targets equal to the Nodes ``source`` lists, every interval."""
 
     def __init__(self, source: Callable[[], list[NodeAddresses]], settings: NodeDiscovery
                  ) -> None:
         self.source = source
         self.settings = settings
         self.lists = 0  # successful lists so far
+        self.targets = 0  # on the last successful list
         self._skipped: list[str] = []
 
-    async def refresh(self, poller: Poller) -> bool:
-        """One list; True when it succeeded and the poller's targets were updated."""
+    async def refresh(self, sink: TargetSink) -> bool:
+        """One list; True when it succeeded and ``sink``'s targets were updated."""
         try:
             nodes = await asyncio.to_thread(self.source)
         except Exception as e:  # the API or the network: keep polling the last good list
             first = (str(e) or type(e).__name__).splitlines()[0][:300]
             event(30, "discovery_error", error=f"{type(e).__name__}: {first}",
-                  targets=len(poller.states))
+                  targets=self.targets)
             return False
         targets, skipped = node_targets(nodes, self.settings)
-        added, removed, changed = poller.set_targets(targets)
+        added, removed, changed = sink.set_targets(targets)
         self.lists += 1
+        self.targets = len(targets)
         if added or removed or changed or self.lists == 1:
             event(20, "targets_discovered", targets=len(targets), added=added, removed=removed,
                   changed=changed)
@@ -201,9 +209,9 @@ class Discovery:
             self._skipped = skipped
         return True
 
-    async def run(self, poller: Poller) -> None:
+    async def run(self, sink: TargetSink) -> None:
         """List now, then every ``refresh_interval`` (sooner after a failure) until cancelled."""
         while True:
-            ok = await self.refresh(poller)
+            ok = await self.refresh(sink)
             interval = self.settings.refresh_interval
             await asyncio.sleep(interval if ok else min(interval, RETRY_AFTER_ERROR))

@@ -18,21 +18,17 @@ import gc
 import random
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
-
-import httpx
 
 from kpexporter.config.schema import Config, Target
 from kpexporter.core.poll import poll_target
+from kpexporter.core.result import failed_poll
 from kpexporter.core.state import TargetState
 from kpexporter.logs import event
-from kpexporter.net.fetch import Fetcher
-from kpexporter.net.http1 import Http1Client
+from kpexporter.net.fetcher import Fetcher
+from kpexporter.net.transports import Transports
+from kpexporter.service.discovery import Discovery
 from kpexporter.service.text import target_pieces
-
-if TYPE_CHECKING:
-    from kpexporter.service.discovery import Discovery
-
+from kpexporter.vocabulary import Reason
 
 MANY_TARGETS = 100
 """From this many targets (or with discovery) the poller runs the cyclic GC itself."""
@@ -41,7 +37,7 @@ GC_EVERY = 300.0
 
 
 class Poller:
-    def __init__(self, cfg: Config, client: httpx.AsyncClient | Fetcher | None = None,
+    def __init__(self, cfg: Config, client: Fetcher | None = None,
                  targets: Iterable[Target] | None = None,
                  discovery: Discovery | None = None) -> None:
         """``targets`` defaults to the configured ones; with ``discovery``, to none until its
@@ -70,8 +66,15 @@ class Poller:
         return self.first_round.is_set()
 
     async def poll_once(self, st: TargetState) -> None:
-        """One poll of one target; never raises (a bug is logged, not fatal)."""
+        """One poll of one target; never raises.
+
+        Whatever goes wrong is a failed poll: ``poll_target`` turns every fetch failure into
+        a reason, and an exception from anything else here (a bug, ``EMFILE`` somewhere
+        unexpected) is recorded as reason ``internal`` on both endpoints, so ``up`` is 0 and
+        the error counters move. The state logs it once per change, like any failure.
+        """
         assert self._client is not None
+        started = time.time()
         try:
             async with self._sem:
                 result = await poll_target(self._client, st.target, self.cfg,
@@ -80,13 +83,20 @@ class Poller:
             target_pieces(st)  # write its /metrics lines now: a scrape then only joins them
         except asyncio.CancelledError:
             raise
-        except Exception as e:  # a bug in our own code: keep polling, say so once per poll
-            event(40, "poll_bug", node=st.node, error=f"{type(e).__name__}: {e}")
+        except Exception as e:
+            self._record_failure(st, started, f"{type(e).__name__}: {e}"[:200])
         finally:
             if not self.first_round.is_set():
                 self._pending_first.discard(st.node)
                 if not self._pending_first and self._listed:
                     self.first_round.set()
+
+    def _record_failure(self, st: TargetState, started: float, message: str) -> None:
+        try:
+            st.record(failed_poll(st.node, started, Reason.INTERNAL, message), self.cfg)
+            target_pieces(st)
+        except Exception as e:  # recording a failure failed too: the state cannot say it
+            event(40, "poll_bug", node=st.node, error=f"{type(e).__name__}: {e}"[:200])
 
     async def _loop(self, st: TargetState, offset: float) -> None:
         interval = self.cfg.interval
@@ -104,7 +114,7 @@ class Poller:
     async def open(self) -> None:
         """Create the shared HTTP client (``check`` polls without starting the loops)."""
         if self._client is None:
-            self._client = Http1Client(self.cfg.timeout, min(self.cfg.concurrency * 3, 1000))
+            self._client = Transports(self.cfg.timeout, min(self.cfg.concurrency * 3, 1000))
 
     async def start(self) -> None:
         await self.open()
@@ -194,6 +204,5 @@ class Poller:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        aclose = getattr(self._client, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        if self._client is not None:
+            await self._client.aclose()

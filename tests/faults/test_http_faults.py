@@ -51,7 +51,8 @@ HTTP_FAULTS = [
     Fault("header-without-colon", None, answer_with([OK, "Content-Length {n}"], good_page), 0,
           READ),
     Fault("head-over-64k", None, answer_with([OK, *[f"X-Junk-{i}: {'y' * 1000}"
-                                                     for i in range(80)]], b""), 0, READ),
+                                                     for i in range(80)]], b""), 0,
+          errs("metrics/too_large")),
     Fault("length-longer-than-body", None,
           lambda: raw(head(OK, "Content-Length: 100000", CT) + good_page()[:5000]), 0, READ),
     Fault("length-not-a-number", None, answer_with([OK, "Content-Length: ten", CT], b"x"), 0,

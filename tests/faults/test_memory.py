@@ -19,11 +19,14 @@ from tests.faults.hostile import (
     Behaviour,
     answer,
     endless,
+    endless_interim,
+    endless_trailers,
     fixture_page,
     footprint,
     gzip_bomb,
     hang,
     histogram_page,
+    one_byte_chunks,
     refuse,
     reset_mid_body,
     running,
@@ -58,6 +61,9 @@ CASES: dict[str, object] = {
     "reset-mid-body": lambda: reset_mid_body(fixture_page(V1_30)),
     "refused": refuse,
     "hang": hang,
+    "endless-100-continue": endless_interim,
+    "endless-trailers": endless_trailers,
+    "one-byte-chunks": one_byte_chunks,
 }
 
 
@@ -108,7 +114,7 @@ def long_label_page(poll: int, lines: int = 20, value_len: int = 20_000) -> byte
 
 def test_long_label_values_new_every_poll_are_not_kept() -> None:
     from kpexporter.core.poll import interpret_metrics
-    from kpexporter.net.fetch import Fetched
+    from kpexporter.net.fetcher import Fetched
 
     def read(i: int) -> None:
         interpret_metrics(Fetched(200, long_label_page(i), "text/plain", 0.0, 0.0))

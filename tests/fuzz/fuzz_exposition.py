@@ -10,8 +10,9 @@ from tests.fuzz import _common
 with atheris.instrument_imports(include=["kpexporter"]):
     from kpexporter.config.schema import build_config
     from kpexporter.core.derive import derive
-    from kpexporter.core.poll import EndpointError, PollResult, interpret_metrics
-    from kpexporter.net.fetch import Fetched
+    from kpexporter.core.poll import interpret_metrics
+    from kpexporter.core.result import EndpointError, PollResult
+    from kpexporter.net.fetcher import Fetched
 
 CFG = build_config(None, {}, {"node": "fuzz"})
 

@@ -61,6 +61,12 @@ HTTP1_SEEDS = [
     b"Content-Length: 20\r\nContent-Encoding: gzip\r\n\r\n"
     b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff\xcbH\xcd\xc9\xc9\x07\x00",
     b"HTTP/1.1 204 No Content\r\n\r\n",
+    # the hostile peer's floods, cut short: interim answers, trailers, 1-byte chunks
+    b"HTTP/1.1 100 Continue\r\n\r\n" * 8 + b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n# \r\n0\r\n"
+    + b"X-Trailer: 1\r\n" * 8 + b"\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1\r\n#\r\n" * 16
+    + b"0\r\n\r\n",
 ]
 
 

@@ -1,8 +1,9 @@
-"""The poller's lean HTTP/1.1 client against real loopback servers, well-behaved and hostile.
+"""The poller's transports against real loopback servers, well-behaved and hostile.
 
-It must keep :func:`kpexporter.net.fetch.fetch`'s contract: the body, or a ``FetchError`` whose
-reason is the ``kpexporter_poll_errors_total`` label (``timeout``, ``connect``, ``read``,
-``too_large``, ``http_status``), within the deadline and the cap, whatever the server sends.
+They keep the ``Fetcher`` contract: the body, or a ``FetchError`` whose reason is the
+``kpexporter_poll_errors_total`` label (``timeout``, ``connect``, ``read``, ``too_large``,
+``http_status``), within the deadline and the caps, whatever the server sends. ``Transports``
+sends plain ``http://`` to the lean ``http1`` client and URLs with credentials to httpx.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import time
 import zlib
 from collections.abc import AsyncIterator
 
 import pytest
 
-from kpexporter.net.fetch import Fetched, FetchError
-from kpexporter.net.http1 import MAX_HEAD, Http1Client
+from kpexporter.net.fetcher import Fetched, FetchError
+from kpexporter.net.http1 import MAX_HEAD
+from kpexporter.net.transports import Transports
 from tests.loopback import Handler, read_head, serve
 
 
@@ -45,12 +48,16 @@ def chunked(*chunks: bytes, trailer: bytes = b"", extra: str = "") -> Handler:
                + b"0\r\n" + trailer + b"\r\n")
 
 
+def within(timeout: float) -> float:
+    return time.monotonic() + timeout
+
+
 async def get(handler: Handler, *, timeout: float = 2.0, cap: int = 1000,
               url_suffix: str = "") -> Fetched:
     async for url in serve_q(handler):
-        client = Http1Client(timeout)
+        client = Transports(timeout)
         try:
-            return await client.fetch(url + url_suffix, timeout=timeout, cap=cap)
+            return await client.fetch(url + url_suffix, deadline=within(timeout), max_bytes=cap)
         finally:
             await client.aclose()
     raise AssertionError("unreachable")
@@ -78,8 +85,9 @@ async def test_the_request_it_sends() -> None:
         writer.close()
 
     async for url in serve_q(h):
-        client = Http1Client(2.0)
-        f = await client.fetch(url, timeout=2.0, cap=10, accept="text/plain;version=0.0.4")
+        client = Transports(2.0)
+        f = await client.fetch(url, deadline=within(2.0), max_bytes=10,
+                               accept="text/plain;version=0.0.4")
         assert f.body == b"ok"
     head = seen[0].decode()
     assert head.startswith("GET /x?y=1 HTTP/1.1\r\n")
@@ -156,9 +164,9 @@ async def test_deadlines() -> None:
 
 
 async def test_connection_refused() -> None:
-    client = Http1Client(1.0)
+    client = Transports(1.0)
     with pytest.raises(FetchError) as e:
-        await client.fetch("http://127.0.0.1:1/healthz", timeout=1.0, cap=100)
+        await client.fetch("http://127.0.0.1:1/healthz", deadline=within(1.0), max_bytes=100)
     assert e.value.reason == "connect"
 
 
@@ -184,7 +192,6 @@ async def test_broken_answers_are_read_errors() -> None:
         raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 5000),
         raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"),  # cut short
         raw(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
-        raw(b"HTTP/1.1 200 OK\r\nX: " + b"a" * (MAX_HEAD + 10), then_close=False),
     ]
     for handler in cases:
         assert await reason(handler) == "read"
@@ -200,10 +207,10 @@ async def test_urls_with_credentials_go_through_httpx_with_basic_auth() -> None:
         writer.close()
 
     async for url in serve_q(h):
-        client = Http1Client(2.0)
+        client = Transports(2.0)
         try:
-            f = await client.fetch(url.replace("http://", "http://user:pw@"), timeout=2.0,
-                                   cap=10)
+            f = await client.fetch(url.replace("http://", "http://user:pw@"),
+                                   deadline=within(2.0), max_bytes=10)
         finally:
             await client.aclose()
         assert f.body == b"ok"
@@ -220,8 +227,89 @@ async def test_many_concurrent_requests_each_get_their_own_answer() -> None:
         writer.close()
 
     async for url in serve_q(echo_path):
-        client = Http1Client(5.0)
+        client = Transports(5.0)
         base = url.split("/x")[0]
-        got = await asyncio.gather(*(client.fetch(f"{base}/n{i}", timeout=5.0, cap=100)
+        got = await asyncio.gather(*(client.fetch(f"{base}/n{i}", deadline=within(5.0),
+                                                  max_bytes=100)
                                      for i in range(200)))
         assert [f.body for f in got] == [f"/n{i}".encode() for i in range(200)]
+
+
+# -- every byte counts against a cap, and a flooding peer never holds the loop
+
+
+def flood(head: bytes, unit: bytes, *, limit: int = 64 * 1024 * 1024) -> Handler:
+    """``head``, then ``unit`` over and over as fast as the socket takes it (bounded)."""
+    async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(head)
+        block = unit * max(1, 65536 // len(unit))
+        sent = 0
+        try:
+            while sent < limit:
+                writer.write(block)
+                await writer.drain()
+                sent += len(block)
+        except ConnectionError:
+            pass
+        writer.close()
+    return h
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+FLOODS = {
+    "endless-100-continue": flood(b"", b"HTTP/1.1 100 Continue\r\n\r\n"),
+    "endless-trailers": flood(CHUNKED_HEAD + b"1\r\nx\r\n0\r\n", b"X-Trailer: 1\r\n"),
+    "one-byte-chunks": flood(CHUNKED_HEAD, b"1\r\nx\r\n"),
+    "empty-chunk-extensions": flood(CHUNKED_HEAD, b"1;a=b\r\nx\r\n"),
+    "headers-forever": flood(b"HTTP/1.1 200 OK\r\n", b"X-A: b\r\n"),
+}
+
+
+@pytest.mark.parametrize("name", FLOODS)
+async def test_floods_stop_at_a_cap_without_starving_the_loop(name: str) -> None:
+    """Each flood ends as ``too_large`` (a cap on heads or framing, not the deadline), and
+    another task keeps running while the peer sends as fast as it can."""
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    try:
+        assert await reason(FLOODS[name], timeout=30.0, cap=1_000_000) == "too_large"
+    finally:
+        stop.set()
+        await task
+    assert ticks > 10  # the loop ran the other task during the flood
+
+
+async def test_response_heads_are_capped_together() -> None:
+    one = b"HTTP/1.1 103 Early Hints\r\nLink: " + b"a" * 1000 + b"\r\n\r\n"
+    n = MAX_HEAD // len(one) + 1
+    final = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    assert await reason(raw(one * n + final)) == "too_large"
+    assert (await get(raw(one * (n - 2) + final))).body == b"ok"
+    assert await reason(raw(b"HTTP/1.1 200 OK\r\nX: " + b"a" * (MAX_HEAD + 10),
+                            then_close=False)) == "too_large"
+
+
+async def test_bytes_after_a_compressed_body_count_on_the_wire() -> None:
+    body = gzip.compress(b"metric 1\n") + b"\0" * 200_000
+    handler = raw(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n" + body)
+    assert await reason(handler, cap=1000) == "too_large"
+
+
+async def test_a_deadline_holds_while_the_peer_trickles_a_head() -> None:
+    async def slow_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        for _ in range(200):
+            writer.write(b"X")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    assert await reason(slow_head, timeout=0.3) == "timeout"
