@@ -12,10 +12,12 @@ repeat across targets more than they would). After each round of polls, a scrape
 (``time.process_time``):
 
 - ``fast``: ``kpexporter.service.text.render_text`` (what ``/metrics`` serves),
-- ``collector``: ``generate_latest`` over ``render.make_registry`` (the OpenMetrics path, and
-  the text path before the fast writer); for many targets it is timed once, it is slow.
+- ``collector``: ``generate_latest`` over ``service.openmetrics.make_registry`` (the
+  OpenMetrics path, and the text path before the cached writer); for many targets it is
+  timed once, it is slow.
 
-Prints medians and the ratio; also checks that both pages are the same bytes.
+Prints medians and the ratio; also checks that both pages are the same bytes. Last, a
+per-node page (``/metrics?node=``) of one target out of the many, written after its poll.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from _common import HEALTHZ_1_28, busy_page, fixture, median
 from prometheus_client.exposition import generate_latest
 
 from kpexporter.config.schema import Config, Target, build_config
-from kpexporter.core.poll import PollResult, interpret_healthz, interpret_metrics
+from kpexporter.core.poll import interpret_healthz, interpret_metrics
+from kpexporter.core.result import PollResult
 from kpexporter.core.state import TargetState
-from kpexporter.net.fetch import Fetched
+from kpexporter.net.fetcher import Fetched
 from kpexporter.service.openmetrics import make_registry
 from kpexporter.service.text import render_text
 
@@ -93,8 +96,14 @@ def measure(n: int, runs: int, collector_runs: int | None = None) -> dict[str, f
             slow.append(cpu(lambda: generate_latest(make_registry(lambda: states))))
     page = render_text(states)
     same = page == generate_latest(make_registry(lambda: states))
+    one = states[n // 2]  # /metrics?node=: one node's page out of n, after its poll
+    per_node: list[float] = []
+    for k in range(runs + 1, runs + 6):
+        poll_round([one], base, k, cfg)
+        per_node.append(cpu(lambda: render_text([one])))
     return {"targets": n, "fast": median(fast), "collector": median(slow), "bytes": len(page),
-            "series": page.count(b"\n") - page.count(b"\n#"), "same": float(same)}
+            "series": page.count(b"\n") - page.count(b"\n#"), "same": float(same),
+            "node": median(per_node), "node_bytes": len(render_text([one]))}
 
 
 def main() -> None:
@@ -108,6 +117,8 @@ def main() -> None:
               f"{m['collector'] * 1e3:8.1f} ms   x{m['collector'] / m['fast']:.0f}   "
               f"{m['series']:.0f} series, {m['bytes'] / 1e6:.1f} MB, same page: "
               f"{bool(m['same'])}")
+    print(f"per-node page (?node=, one of {m['targets']:.0f}): {m['node'] * 1e3:.2f} ms, "
+          f"{m['node_bytes'] / 1e3:.1f} kB")
 
 
 if __name__ == "__main__":

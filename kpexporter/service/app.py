@@ -1,140 +1,148 @@
 """The HTTP face of ``serve``: /metrics, /healthz, /readyz, /api/v1/targets and /.
 
 Thin: it renders what the poller stored. ``/metrics`` answers 200 whenever the process
-is up, also when kube-proxy is down (``kpexporter_up`` says that).
+is up, also when kube-proxy is down (``up`` says that); ``/metrics?node=NAME`` (repeatable)
+answers only those nodes' series plus the process-level ones, so each node can be its own
+scrape target (the multi-target exporter convention). Every GET route answers ``HEAD``
+with the same headers and no body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
-import html
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
+from prometheus_client.exposition import choose_encoder
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kpexporter import __version__
-from kpexporter.config.schema import redacted
-from kpexporter.core.derive import Derived
 from kpexporter.core.state import TargetState
+from kpexporter.service.api import target_json
+from kpexporter.service.history import PageHistory
 from kpexporter.service.openmetrics import make_registry
+from kpexporter.service.page import index_html
 from kpexporter.service.poller import Poller
-from kpexporter.service.text import render_text
+from kpexporter.service.text import CONTENT_TYPE, render_text
+
+__all__ = ["accepts_gzip", "create_app", "render_metrics", "select_nodes", "target_json"]
 
 
-def render_metrics(poller: Poller, accept: str | None) -> tuple[bytes, str]:
+def render_metrics(poller: Poller, accept: str | None,
+                   states: Sequence[TargetState] | None = None) -> tuple[bytes, str]:
     """The exposition page: text 0.0.4 by default, OpenMetrics when Accept asks for it.
 
-    The text page comes from ``fastrender`` (the same page as the collector's, cached per
-    target); OpenMetrics from the ``prometheus_client`` collector.
+    ``states``: the targets to show (default: all of the poller's). The text page comes from
+    ``service.text`` (cached per target); OpenMetrics from the ``prometheus_client`` collector.
     """
+    chosen = poller.snapshot() if states is None else states
     if accept and "application/openmetrics-text" in accept:
         encoder, ctype = choose_encoder(accept)
-        return encoder(make_registry(poller.snapshot)), ctype
-    return render_text(poller.snapshot()), CONTENT_TYPE_PLAIN_0_0_4
+        return encoder(make_registry(lambda: chosen)), ctype
+    return render_text(chosen), CONTENT_TYPE
 
 
-def _num(v: float | None) -> float | str | None:
-    if v is None:
-        return None
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return v
+def select_nodes(states: Sequence[TargetState], nodes: Sequence[str]) -> (
+        list[TargetState] | str):
+    """The states of ``nodes`` (in the poller's order), or the first name that is unknown."""
+    wanted = set(nodes)
+    chosen = [st for st in states if st.node in wanted]
+    if len(chosen) < len(wanted):
+        known = {st.node for st in chosen}
+        return next(n for n in nodes if n not in known)
+    return chosen
 
 
-def derived_json(d: Derived | None) -> dict[str, Any] | None:
-    if d is None:
-        return None
-    return {
-        "verdict": d.verdict,
-        "reasons": list(d.reasons),
-        "up": d.up,
-        "healthz": {
-            "status_code": d.healthz_status, "healthy": d.healthz_healthy,
-            "node_eligible": d.node_eligible, "last_updated": _num(d.last_updated),
-            "staleness_seconds": _num(d.staleness), "clock_skew_seconds": _num(d.clock_skew),
-            "families": [{"ip_family": f.ip_family, "healthy": f.healthy,
-                          "staleness_seconds": _num(f.staleness)} for f in d.families],
-        },
-        "sync": {"last_timestamp_seconds": _num(d.sync_last),
-                 "pending_seconds": _num(d.sync_pending)},
-        "proxy_mode": d.proxy_mode,
-        "summaries": [
-            {"name": s.name, "labels": dict(s.labels), "window": s.window,
-             "quantiles": {repr(q): _num(v) for q, v in s.quantiles},
-             "sum": _num(s.sum), "count": _num(s.count)} for s in d.summaries],
-    }
+def accepts_gzip(header: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value allows gzip (RFC 9110 §12.5.3).
+
+    Codings are comma-separated tokens with an optional ``q`` weight; ``q=0`` refuses one;
+    ``*`` stands for any coding not named; a token is matched whole (``nogzip`` is not gzip).
+    """
+    if not header:
+        return False
+    star: float | None = None
+    for item in header.split(","):
+        coding, *params = (p.strip() for p in item.split(";"))
+        q = 1.0
+        for p in params:
+            name, _, value = p.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+                if not 0.0 <= q <= 1.0:  # also NaN: not a weight, so not an acceptance
+                    q = 0.0
+        coding = coding.lower()
+        if coding in ("gzip", "x-gzip"):
+            return q > 0
+        if coding == "*":
+            star = q
+    return star is not None and star > 0
 
 
-def target_json(st: TargetState) -> dict[str, Any]:
-    last = st.last
-    return {
-        "node": st.node,
-        "healthz_url": redacted(st.target.healthz_url),
-        "metrics_url": redacted(st.target.metrics_url),
-        "polls": st.polls,
-        "last_poll": last.started if last else None,
-        "last_success": st.last_success,
-        "errors": [{"endpoint": e.endpoint, "reason": e.reason, "message": e.message}
-                   for e in (last.errors if last else ())],
-        "derived": derived_json(st.derived),
-    }
+class HeadAsGet:
+    """Answer ``HEAD`` on every GET route: route it as GET, send the headers, drop the body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
-def _index(poller: Poller) -> str:
-    rows = []
-    for st in poller.snapshot():
-        d = st.derived
-        verdict = d.verdict if d else "not polled yet"
-        detail = "; ".join(d.reasons) if d and d.reasons else ""
-        stale = "" if d is None or d.sync_pending is None else f"{d.sync_pending:.1f}s"
-        rows.append(f"<tr class='{html.escape(verdict)}'><td>{html.escape(st.node)}</td>"
-                    f"<td>{html.escape(verdict)}</td>"
-                    f"<td>{d.healthz_status if d else ''}</td>"
-                    f"<td>{html.escape(d.proxy_mode or '') if d else ''}</td>"
-                    f"<td>{stale}</td><td>{html.escape(detail)}</td></tr>")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>kpexporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em .8em;text-align:left}}
-.healthy td:nth-child(2){{color:#2a7}}.unhealthy td:nth-child(2){{color:#c70}}
-.unreachable td:nth-child(2){{color:#c22}}</style></head><body>
-<h1>kpexporter {html.escape(__version__)}</h1>
-<p>kube-proxy health-and-SLO exporter. Endpoints: <a href="/metrics">/metrics</a> ·
-<a href="/api/v1/targets">/api/v1/targets</a> · <a href="/healthz">/healthz</a> ·
-<a href="/readyz">/readyz</a></p>
-<table><tr><th>node</th><th>verdict</th><th>/healthz</th><th>mode</th>
-<th>change pending</th><th>why</th></tr>
-{''.join(rows)}</table></body></html>"""
-
-
-def create_app(poller: Poller, manage_poller: bool = True) -> FastAPI:
-    """``manage_poller``: start and stop the poller with the app (off when the caller does)."""
+def create_app(poller: Poller, manage_poller: bool = True,
+               history: PageHistory | None = None) -> FastAPI:
+    """``manage_poller``: start and stop the poller with the app (off when the caller does).
+    ``history``: the charts' memory of ``/`` (default: the last hour, sampled while the app
+    runs)."""
+    charts = history if history is not None else PageHistory(poller.cfg)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if manage_poller:
             await poller.start()
+        sampler = asyncio.create_task(charts.run(poller), name="page-history")
         try:
             yield
         finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
             if manage_poller:
                 await poller.stop()
 
     app = FastAPI(title="kpexporter", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
+    app.add_middleware(HeadAsGet)
 
     @app.get("/metrics")
     def metrics(request: Request) -> Response:
-        body, ctype = render_metrics(poller, request.headers.get("accept"))
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        states: Sequence[TargetState] | None = None
+        nodes = request.query_params.getlist("node")
+        if nodes:
+            chosen = select_nodes(poller.snapshot(), nodes)
+            if isinstance(chosen, str):
+                return PlainTextResponse(f"unknown node: {chosen!r}\n", status_code=404)
+            states = chosen
+        body, ctype = render_metrics(poller, request.headers.get("accept"), states)
+        if accepts_gzip(request.headers.get("accept-encoding")):
             return Response(gzip.compress(body, 1), media_type=ctype,
                             headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
-        return Response(body, media_type=ctype)
+        return Response(body, media_type=ctype, headers={"Vary": "Accept-Encoding"})
 
     @app.get("/healthz")
     def healthz() -> PlainTextResponse:
@@ -152,6 +160,9 @@ def create_app(poller: Poller, manage_poller: bool = True) -> FastAPI:
 
     @app.get("/")
     def index() -> HTMLResponse:
-        return HTMLResponse(_index(poller))
+        states = poller.snapshot()
+        charts.sample(states)
+        return HTMLResponse(index_html(states, history=charts,
+                                       refresh=max(5, math.ceil(poller.cfg.interval))))
 
     return app

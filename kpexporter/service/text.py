@@ -1,94 +1,68 @@
-"""``/metrics`` in the text format (0.0.4), written straight from per-target state.
+"""``/metrics`` in the text format (0.0.4), written from the family table, cached per target.
 
-Why not the collector path (``render.py``) for this: it builds a ``prometheus_client``
+Why not the collector (``service.openmetrics``) for this: it builds a ``prometheus_client``
 ``Metric`` and a ``Sample`` for every series on every scrape and formats them one by one.
 That is a few milliseconds for one kube-proxy, but 5,000 targets are about 700,000 series
 and take many seconds. Here:
 
-- each target's lines are kept as bytes (``TargetState.rendered``) and rewritten only when
-  the target changed since they were written (``TargetState.version``, bumped by every
-  poll). The poller writes them right after each poll, on the event loop, so a scrape only
-  joins bytes (5,000 targets: ~0.1 s instead of ~0.5 s of writing at scrape time, while the
-  polls compete for the same core). Within a changed target, a summary that did not change
-  (the very ``Summary`` object derive's memo handed back) and counters that did not move
-  keep their bytes;
+- each target's lines are kept as bytes, one piece per family of the table, in a cache that
+  belongs to this module (keyed weakly by the ``TargetState``, so it goes with its target)
+  and rewritten only when the target changed since they were written
+  (``TargetState.version``, bumped by every poll). The poller writes them right after each
+  poll (:func:`target_pieces`), so a scrape only joins bytes. Within a changed target, a
+  family whose rows did not change, a summary that did not change (the very ``Summary``
+  object derive's memo handed back) and a histogram that did not move keep their bytes;
 - per-target constants (label sets with the node name, bucket line prefixes) are formatted
   once per target;
-- the page is the families' HELP/TYPE lines and every target's pieces, in one join.
+- the page is each family's HELP/TYPE lines and every target's piece for it, in one join.
 
-The page is the collector's page: the same families in the same order (first appearance,
-as ``render._Families`` collects them), the same samples in the same order, the same
-HELP/TYPE text (``render.FAMILIES``, ``render.SUMMARY_HELP``), label pairs sorted and
-escaped and values formatted as ``prometheus_client.generate_latest`` does.
-``tests/test_fastrender.py`` checks that ``prometheus_client.parser`` reads both pages to
-the same samples, and that ``promtool check metrics`` accepts this one.
-
-OpenMetrics (asked for with ``Accept``) stays on the collector path.
+The page is the collector's page byte for byte (``generate_latest`` over
+``service.openmetrics``): the same families in the table's order, the same samples, label
+pairs sorted and escaped, values formatted by ``promtext.floats``; ``tests/service/test_text.py``
+checks that, and that ``promtool check metrics`` accepts it.
 
 Thread safety: ``/metrics`` is served from a worker thread while polls update the states
-on the event loop (see ``target_pieces``); like the collector path, a scrape that writes a
+on the event loop (see :func:`target_pieces`); like the collector, a scrape that writes a
 target while a poll is landing may show that poll half applied, and the next one shows it
 whole.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from kpexporter import __version__
 from kpexporter.core.derive import Summary
-from kpexporter.core.state import ENDPOINTS, POLL_BUCKETS, TargetState
-from kpexporter.service.openmetrics import FAMILIES, SUMMARY_HELP, summary_labels
+from kpexporter.core.state import TargetState
+from kpexporter.memo import Memo
+from kpexporter.promtext.floats import format_value
+from kpexporter.service.families import (
+    FAMILIES,
+    Family,
+    Histograms,
+    PassThrough,
+    PerNode,
+    ProcessScalars,
+    RawFamily,
+    Row,
+    Scalars,
+    Summaries,
+    Table,
+    Value,
+    le_text,
+    sample_name,
+    summary_labels,
+)
 
-__all__ = ["CONTENT_TYPE", "format_value", "render_text"]
+__all__ = ["CONTENT_TYPE", "render_text", "target_pieces"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-P = "kpexporter_"
-_INF = math.inf
-_LES = (*(("+Inf" if math.isinf(b) else repr(b)) for b in POLL_BUCKETS), "+Inf")
 
-
-def format_value(value: float) -> str:
-    """A sample value exactly as ``prometheus_client.utils.floatToGoString`` writes it.
-
-    Memoised (4,096 values at most, ~0.5 MB): most values on the page repeat (counts,
-    quantiles of the same buckets) and formatting is a third of the cost of writing a line.
-    Zero is never looked up (``-0.0 == 0.0`` but prints differently), NaN never stored.
-    """
-    if value == 0:
-        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    s = _FORMATTED.get(value)
-    if s is not None:
-        return s
-    s = _format(value)
-    if value == value:
-        if len(_FORMATTED) >= _FORMATTED_LIMIT:
-            _FORMATTED.clear()
-        _FORMATTED[value] = s
-    return s
-
-
-_FORMATTED: dict[float, str] = {}
-_FORMATTED_LIMIT = 4096
-
-
-def _format(value: float) -> str:
-    d = float(value)
-    if d != d:
-        return "NaN"
-    if d == _INF:
-        return "+Inf"
-    if d == -_INF:
-        return "-Inf"
-    s = repr(d)
-    if d > 0:
-        dot = s.find(".")
-        if dot > 6:  # Go switches to an exponent sooner than Python does
-            mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
-            return f"{mantissa}e+{dot - 1:02d}"
-    return s
+RawPiece = tuple[tuple[str, str, str], bytes]
+"""((name, type, help) of a passed-through family, one target's lines for it)."""
+Piece = tuple[int, bytes | tuple[RawPiece, ...]]
+"""(index of a table entry, one target's lines for it: a tuple for a pass-through block)."""
 
 
 def _escape(value: str) -> str:
@@ -103,168 +77,218 @@ def _labels(pairs: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(pairs.items())) + "}"
 
 
-def _header(family: str) -> bytes:
-    if family in FAMILIES:
-        typ, doc = FAMILIES[family]
-    else:
-        typ, doc = "summary", SUMMARY_HELP.get(family, family)
-    name = P + family + ("_total" if typ == "counter" else "")
-    doc = doc.replace("\\", "\\\\").replace("\n", "\\n")
+def header(name: str, typ: str, help: str) -> bytes:
+    """HELP and TYPE lines as generate_latest writes them (a counter's name with ``_total``)."""
+    name = sample_name(name, typ)
+    typ = {"info": "gauge", "unknown": "untyped"}.get(typ, typ)
+    doc = help.replace("\\", "\\\\").replace("\n", "\\n")
     return f"# HELP {name} {doc}\n# TYPE {name} {typ}\n".encode()
 
 
-_HEADERS: dict[str, bytes] = {}
+_HEADERS: Memo[tuple[str, str, str], bytes] = Memo(4096)
 
 
-def _header_of(family: str) -> bytes:
-    h = _HEADERS.get(family)
-    if h is None:
-        if len(_HEADERS) > 1024:  # summary names come from a fixed table: never in practice
-            _HEADERS.clear()
-        h = _HEADERS[family] = _header(family)
-    return h
-
-
-Piece = tuple[str, bytes]
-"""(family, lines of one target for it)."""
+def _header_of(key: tuple[str, str, str]) -> bytes:
+    h = _HEADERS.get(key)
+    return h if h is not None else _HEADERS.put(key, header(*key))
 
 
 @dataclass(slots=True)
 class _TargetText:
-    """One target's written lines and what they were written from (``TargetState.rendered``)."""
+    """One target's written pieces and what they were written from."""
 
     node: str
-    current: tuple[int, list[Piece]] = (-1, [])
+    table: Table
+    owner: weakref.ref[TargetState]
+    current: tuple[int, tuple[Piece, ...]] = (-1, ())
     """(the ``TargetState.version`` they show, the pieces): swapped as one, never edited."""
     node_labels: str = ""  # '{node="x"}'
-    bucket_prefixes: dict[str, list[str]] = field(default_factory=dict)
-    errors: tuple[object, bytes] | None = None
-    error_labels: dict[tuple[str, str], str] = field(default_factory=dict)
-    durations: dict[str, tuple[object, bytes]] = field(default_factory=dict)
+    labels: Memo[tuple[int, tuple[str, ...]], str] = field(default_factory=lambda: Memo(256))
+    """(family index, label values) -> the label set's text."""
+    rows: dict[int, tuple[Sequence[Row], bytes]] = field(default_factory=dict)
+    values: dict[int, tuple[Value, bytes]] = field(default_factory=dict)
+    histograms: Memo[tuple[int, tuple[str, ...]], tuple[tuple[int, float], bytes]] = field(
+        default_factory=lambda: Memo(64))
+    prefixes: Memo[tuple[int, tuple[str, ...]], list[str]] = field(
+        default_factory=lambda: Memo(64))
     summaries: dict[tuple[str, object, str], tuple[Summary, bytes]] = field(default_factory=dict)
-    summary_labels: dict[tuple[object, str, tuple[float, ...]], tuple[list[str], str]] = field(
-        default_factory=dict)
+    summary_labels: Memo[tuple[object, str, tuple[float, ...]], tuple[list[str], str]] = field(
+        default_factory=lambda: Memo(64))
     """(page labels, window, quantiles) -> the label sets of the quantile lines, and of
     ``_sum``/``_count``: the same few for every poll of the target."""
+    raw: dict[int, tuple[object, tuple[RawPiece, ...]]] = field(default_factory=dict)
+    raw_heads: Memo[tuple[str, tuple[tuple[str, str], ...]], str] = field(
+        default_factory=lambda: Memo(16384))
+    """(sample name, page labels) -> ``name{labels,node="x"} ``: the same every poll."""
+    plan: list[tuple[int, Family]] = field(default_factory=list)
+    """(index, entry) of the table's per-target entries."""
+    fresh: dict[tuple[str, object, str], tuple[Summary, bytes]] = field(default_factory=dict)
+    """This write's summaries (see ``summaries``)."""
 
     def __post_init__(self) -> None:
-        node = self.node
-        self.node_labels = _labels({"node": node})
-        for endpoint in ENDPOINTS:
-            base = {"node": node, "endpoint": endpoint}
-            self.bucket_prefixes[endpoint] = [
-                f"{P}poll_duration_seconds_bucket{_labels({**base, 'le': le})} " for le in _LES
-            ] + [f"{P}poll_duration_seconds_sum{_labels(base)} ",
-                 f"{P}poll_duration_seconds_count{_labels(base)} "]
+        self.node_labels = _labels({"node": self.node})
+        self.plan = [(i, f) for i, f in enumerate(self.table)
+                     if not isinstance(f, ProcessScalars)]
+
+    def label_text(self, i: int, fam: Family, values: tuple[str, ...]) -> str:
+        if not values:
+            return self.node_labels
+        key = (i, values)
+        text = self.labels.get(key)
+        if text is None:
+            text = _labels({"node": self.node, **dict(zip(fam.labels, values, strict=True))})
+            if sum(map(len, values)) <= 1024:  # never keep huge hostile values
+                self.labels.put(key, text)
+        return text
 
 
-def _errors(st: TargetState, cache: _TargetText) -> bytes:
-    items = sorted(st.errors.items())
-    if cache.errors is not None and cache.errors[0] == items:
-        return cache.errors[1]
-    lines = []
-    for key, n in items:
-        labels = cache.error_labels.get(key)
-        if labels is None:
-            endpoint, reason = key
-            labels = cache.error_labels[key] = _labels(
-                {"node": st.node, "endpoint": endpoint, "reason": reason})
-        lines.append(f"{P}poll_errors_total{labels} {format_value(n)}\n")
-    text = "".join(lines).encode()
-    cache.errors = (items, text)
-    return text
+def _scalars(i: int, fam: Scalars, st: TargetState, cache: _TargetText,
+             out: list[Piece]) -> None:
+    rows = fam.read(st)
+    if not rows:
+        return
+    known = cache.rows.get(i)
+    if known is not None and known[0] == rows:
+        out.append((i, known[1]))
+        return
+    name = sample_name(fam.name, fam.type)
+    text = "".join([f"{name}{cache.label_text(i, fam, values)} {format_value(v)}\n"
+                    for values, v in rows]).encode()
+    cache.rows[i] = (rows, text)
+    out.append((i, text))
 
 
-def _durations(st: TargetState, endpoint: str, cache: _TargetText) -> bytes:
-    h = st.durations[endpoint]
-    key = (h.count, h.sum)
-    known = cache.durations.get(endpoint)
-    if known is not None and known[0] == key:
-        return known[1]
-    prefixes = cache.bucket_prefixes[endpoint]
-    values = [*h.cumulative(), h.count]
-    lines = [f"{prefix}{format_value(v)}\n" for prefix, v in zip(prefixes, values, strict=False)]
-    lines.append(f"{prefixes[-2]}{format_value(h.sum)}\n")
-    lines.append(f"{prefixes[-1]}{format_value(h.count)}\n")
-    text = "".join(lines).encode()
-    cache.durations[endpoint] = (key, text)
-    return text
+def _per_node(i: int, fam: PerNode, v: Value, cache: _TargetText, out: list[Piece]) -> None:
+    known = cache.values.get(i)
+    if known is not None and known[0] == v:
+        out.append((i, known[1]))
+        return
+    text = f"{fam.name}{cache.node_labels} {format_value(v)}\n".encode()
+    cache.values[i] = (v, text)
+    out.append((i, text))
 
 
-def _summary(node: str, s: Summary, cache: _TargetText,
-             fresh: dict[tuple[str, object, str], tuple[Summary, bytes]]) -> bytes:
-    key = (s.name, s.labels, s.window)
-    known = cache.summaries.get(key)
-    if known is not None and known[0] is s:
-        text = known[1]
-    else:
-        qs = tuple(q for q, _ in s.quantiles)
-        label_key = (s.labels, s.window, qs)
-        label_sets = cache.summary_labels.get(label_key)
-        if label_sets is None:
-            if len(cache.summary_labels) > 64:  # a page that keeps inventing label values
-                cache.summary_labels.clear()
-            base = summary_labels(node, s)
-            label_sets = (
-                [_labels({**base, "quantile": repr(q)}) for q in qs], _labels(base))
-            if sum(len(v) for _, v in s.labels) <= 1024:  # never keep huge hostile values
-                cache.summary_labels[label_key] = label_sets
-        name = P + s.name
-        lines = [f"{name}{labels} {format_value(v)}\n"
-                 for labels, (_, v) in zip(label_sets[0], s.quantiles, strict=True)]
-        tail = label_sets[1]
-        lines.append(f"{name}_sum{tail} {format_value(s.sum)}\n")
-        lines.append(f"{name}_count{tail} {format_value(s.count)}\n")
+def _histograms(i: int, fam: Histograms, st: TargetState, cache: _TargetText,
+                out: list[Piece]) -> None:
+    for values, h in fam.read(st):
+        key = (h.count, h.sum)
+        hkey = (i, values)
+        known = cache.histograms.get(hkey)
+        if known is not None and known[0] == key:
+            out.append((i, known[1]))
+            continue
+        prefixes = cache.prefixes.get(hkey)
+        if prefixes is None:
+            base = {"node": st.node, **dict(zip(fam.labels, values, strict=True))}
+            prefixes = cache.prefixes.put(hkey, [
+                f"{fam.name}_bucket{_labels({**base, 'le': le_text(b)})} " for b in fam.buckets
+            ] + [f"{fam.name}_bucket{_labels({**base, 'le': '+Inf'})} ",
+                 f"{fam.name}_sum{_labels(base)} ", f"{fam.name}_count{_labels(base)} "])
+        counts = [*h.cumulative(), h.count]
+        lines = [f"{prefix}{format_value(v)}\n" for prefix, v in zip(prefixes, counts,
+                                                                      strict=False)]
+        lines.append(f"{prefixes[-2]}{format_value(h.sum)}\n")
+        lines.append(f"{prefixes[-1]}{format_value(h.count)}\n")
         text = "".join(lines).encode()
-    fresh[key] = (s, text)
-    return text
+        cache.histograms.put(hkey, (key, text))
+        out.append((i, text))
 
 
-def _write(st: TargetState, cache: _TargetText) -> list[Piece]:
-    """One target's pieces, in the order ``render.target_families`` adds its samples."""
-    pieces: list[Piece] = [("poll_errors", _errors(st, cache))]
-    pieces += [("poll_duration_seconds", _durations(st, e, cache)) for e in ENDPOINTS]
-    d = st.derived
-    if d is None:
-        return pieces
+def _summary_lines(name: str, node: str, s: Summary, cache: _TargetText) -> bytes:
+    quantiles = s.quantiles
+    label_key = (s.labels, s.window, tuple([q for q, _ in quantiles]))
+    label_sets = cache.summary_labels.get(label_key)
+    if label_sets is None:
+        base = summary_labels(node, s)
+        label_sets = ([_labels({**base, "quantile": repr(q)}) for q, _ in quantiles],
+                      _labels(base))
+        if sum(len(v) for _, v in s.labels) <= 1024:  # never keep huge hostile values
+            cache.summary_labels.put(label_key, label_sets)
+    lines = [f"{name}{labels} {format_value(v)}\n"
+             for labels, (_, v) in zip(label_sets[0], quantiles, strict=True)]
+    tail = label_sets[1]
+    lines.append(f"{name}_sum{tail} {format_value(s.sum)}\n")
+    lines.append(f"{name}_count{tail} {format_value(s.count)}\n")
+    return "".join(lines).encode()
+
+
+def _raw(i: int, fam: PassThrough, st: TargetState, cache: _TargetText,
+         out: list[Piece]) -> None:
+    block = fam.read(st)
+    known = cache.raw.get(i)
+    if known is not None and known[0] is block:
+        pieces = known[1]
+    else:
+        pieces = tuple(((rf.name, rf.type, rf.help), _raw_lines(st.node, rf, cache.raw_heads))
+                       for rf in block)
+        cache.raw[i] = (block, pieces)
+    if pieces:
+        out.append((i, pieces))
+
+
+def _raw_lines(node: str, rf: RawFamily,
+               heads: Memo[tuple[str, tuple[tuple[str, str], ...]], str]) -> bytes:
+    out = []
+    for name, labels, v in rf.samples:
+        head = heads.get((name, labels))
+        if head is None:
+            head = f"{name}{_labels({'node': node, **dict(labels)})} "
+            if sum(len(v) for _, v in labels) <= 1024:  # never keep huge hostile values
+                heads.put((name, labels), head)
+        out.append(f"{head}{format_value(v)}\n")
+    return "".join(out).encode()
+
+
+def _write(st: TargetState, cache: _TargetText) -> tuple[Piece, ...]:
+    """One target's pieces in table order: (entry index, lines), only entries with lines."""
+    pieces: list[Piece] = []
+    cache.fresh = {}
     node = st.node
-    lab = cache.node_labels
-    gauges: list[tuple[str, str, float]] = [("up", lab, float(d.up))]
-    if st.last_success is not None:
-        gauges.append(("last_success_timestamp_seconds", lab, st.last_success))
-    gauges.append(("healthz_healthy", lab, float(d.healthz_healthy)))
-    gauges.append(("healthz_status_code", lab, float(d.healthz_status)))
-    if d.healthz_ok:
-        if d.node_eligible is not None:
-            gauges.append(("healthz_node_eligible", lab, float(d.node_eligible)))
-        if d.last_updated is not None:
-            gauges.append(("healthz_last_updated_timestamp_seconds", lab, d.last_updated))
-        if d.staleness is not None:
-            gauges.append(("healthz_staleness_seconds", lab, d.staleness))
-        for fam in d.families:
-            fl = _labels({"node": node, "ip_family": fam.ip_family})
-            gauges.append(("healthz_family_healthy", fl, float(fam.healthy)))
-            gauges.append(("healthz_family_staleness_seconds", fl, fam.staleness))
-        if d.clock_skew is not None:
-            gauges.append(("clock_skew_seconds", lab, d.clock_skew))
-    if d.metrics_ok:
-        if d.sync_last is not None:
-            gauges.append(("sync_last_timestamp_seconds", lab, d.sync_last))
-        if d.sync_pending is not None:
-            gauges.append(("sync_pending_seconds", lab, d.sync_pending))
-    pieces += [(name, f"{P}{name}{labels} {format_value(v)}\n".encode())
-               for name, labels, v in gauges]
-    fresh: dict[tuple[str, object, str], tuple[Summary, bytes]] = {}
-    if d.metrics_ok:
-        pieces += [(s.name, _summary(node, s, cache, fresh)) for s in d.summaries]
-    cache.summaries = fresh  # only this poll's summaries: the cache never grows
-    if d.proxy_mode is not None:
-        mode = _labels({"node": node, "mode": d.proxy_mode})
-        pieces.append(("proxy_mode_info", f"{P}proxy_mode_info{mode} 1.0\n".encode()))
-    return pieces
+    d = st.derived
+    groups: dict[str, list[Summary]] = {}
+    if d is not None:
+        for s in d.summaries:
+            group = groups.get(s.name)
+            if group is None:
+                groups[s.name] = [s]
+            else:
+                group.append(s)
+    fresh = cache.fresh
+    known_summaries = cache.summaries
+    for i, fam in cache.plan:
+        if isinstance(fam, PerNode):
+            if d is not None:
+                v = fam.value(d)
+                if v is not None:
+                    _per_node(i, fam, v, cache, pieces)
+        elif isinstance(fam, Summaries):  # derive's summaries, grouped once (== fam.read)
+            for s in groups.get(fam.source, ()):
+                key = (s.name, s.labels, s.window)
+                known = known_summaries.get(key)
+                text = known[1] if known is not None and known[0] is s else _summary_lines(
+                    fam.name, node, s, cache)
+                fresh[key] = (s, text)
+                pieces.append((i, text))
+        elif isinstance(fam, Scalars):
+            _scalars(i, fam, st, cache, pieces)
+        elif isinstance(fam, Histograms):
+            _histograms(i, fam, st, cache, pieces)
+        elif isinstance(fam, PassThrough):
+            _raw(i, fam, st, cache, pieces)
+    cache.summaries = cache.fresh  # only this poll's summaries: the cache never grows
+    return tuple(pieces)
 
 
-def target_pieces(st: TargetState) -> list[Piece]:
+_TEXT: dict[int, _TargetText] = {}
+"""``id(state)`` -> that target's written lines; an entry goes when its ``TargetState`` does
+(a weak reference's callback), and ``_TargetText.owner`` guards against a reused id."""
+
+
+def _forget(key: int) -> Callable[[object], object]:
+    return lambda _: _TEXT.pop(key, None)
+
+
+def target_pieces(st: TargetState, table: Table = FAMILIES) -> tuple[Piece, ...]:
     """The target's lines, rewritten only if it changed since they were last written.
 
     The poller calls this right after each poll (so a scrape mostly joins bytes already
@@ -272,9 +296,11 @@ def target_pieces(st: TargetState) -> list[Piece]:
     once: each files its pieces under the version it read *before* writing, in one tuple
     swap, so pieces are never served under a version they do not show.
     """
-    cache = st.rendered
-    if not isinstance(cache, _TargetText) or cache.node != st.node:
-        cache = st.rendered = _TargetText(st.node)
+    key = id(st)
+    cache = _TEXT.get(key)
+    if cache is None or cache.owner() is not st or cache.node != st.node or (
+            cache.table is not table):
+        cache = _TEXT[key] = _TargetText(st.node, table, weakref.ref(st, _forget(key)))
     version = st.version  # read first: a poll landing meanwhile makes the next call rewrite
     known, pieces = cache.current
     if known != version:
@@ -283,19 +309,45 @@ def target_pieces(st: TargetState) -> list[Piece]:
     return pieces
 
 
-def render_text(states: Iterable[TargetState]) -> bytes:
-    """The whole page: ``build_info``, then every family with every target's lines for it."""
-    families: dict[str, list[bytes]] = {
-        "build_info": [f'{P}build_info{{version="{_escape(__version__)}"}} 1.0\n'.encode()]}
+def _process(fam: ProcessScalars) -> bytes:
+    name = sample_name(fam.name, fam.type)
+    return "".join([
+        f"{name}{_labels(dict(zip(fam.labels, values, strict=True))) if values else ''} "
+        f"{format_value(v)}\n" for values, v in fam.read()]).encode()
+
+
+def render_text(states: Iterable[TargetState], table: Table = FAMILIES) -> bytes:
+    """The page for ``states`` (all targets, or the ones a ``?node=`` asked for).
+
+    Process-level families appear once whatever the states; a family without a sample is
+    left out, HELP and TYPE included.
+    """
+    parts: list[list[bytes | tuple[RawPiece, ...]]] = [[] for _ in table]
     for st in states:
-        for family, text in target_pieces(st):
-            parts = families.get(family)
-            if parts is None:
-                families[family] = [text]
-            else:
-                parts.append(text)
+        for i, lines in target_pieces(st, table):
+            parts[i].append(lines)
     out: list[bytes] = []
-    for family, parts in families.items():
-        out.append(_header_of(family))
-        out += parts
+    for i, fam in enumerate(table):
+        if isinstance(fam, ProcessScalars):
+            body = _process(fam)
+            if body:
+                out += (_header_of((fam.name, fam.type, fam.help)), body)
+        elif not parts[i]:
+            continue
+        elif isinstance(fam, PassThrough):
+            grouped: dict[str, tuple[tuple[str, str, str], list[bytes]]] = {}
+            for block in parts[i]:
+                assert isinstance(block, tuple)
+                for key, lines in block:
+                    known = grouped.get(key[0])
+                    if known is None:
+                        grouped[key[0]] = (key, [lines])
+                    else:
+                        known[1].append(lines)
+            for key, texts in grouped.values():
+                out.append(_header_of(key))
+                out += texts
+        else:
+            out.append(_header_of((fam.name, fam.type, fam.help)))
+            out += parts[i]  # type: ignore[arg-type]
     return b"".join(out)

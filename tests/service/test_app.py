@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from kpexporter.service.app import create_app
+from kpexporter import __version__
+from kpexporter.service.app import accepts_gzip, create_app
 from kpexporter.service.poller import Poller
 from tests.builders import HEALTHY_128, config, poll_result
 from tests.fixtures import fixture_bytes
@@ -47,3 +49,74 @@ async def test_endpoints_after_a_poll() -> None:
         z = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})
         assert z.headers.get("content-encoding") == "gzip" and "kpexporter_up" in z.text
         assert (await client.get("/metrics/")).status_code == 404  # no 307 dance
+
+
+async def test_before_the_first_poll_the_exporters_own_series_are_there_but_not_up() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+    _, client = app_with(polled=False)
+    async with client:
+        text = (await client.get("/metrics")).text
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for f in text_string_to_metric_families(text) for s in f.samples}
+    assert got[("kpexporter_build_info", (("version", __version__),))] == 1.0
+    errors = {k: v for k, v in got.items() if k[0] == "kpexporter_poll_errors_total"}
+    assert errors and set(errors.values()) == {0.0}  # every predeclared reason, at 0
+    assert got[("kpexporter_poll_duration_seconds_count",
+                (("endpoint", "healthz"), ("node", "node-a")))] == 0.0
+    assert not any(name == "kpexporter_up" for name, _ in got)
+
+
+@pytest.mark.parametrize(("header", "gzipped"), [
+    ("gzip", True), ("GZIP", True), ("x-gzip", True), ("deflate, gzip", True),
+    ("gzip;q=0.5", True), ("br;q=1.0, gzip;q=0.001", True), ("*", True), ("identity, *", True),
+    ("gzip;q=0", False), ("gzip; q=0.000", False), ("nogzip", False), ("gzipped", False),
+    ("deflate", False), ("*;q=0", False), ("*, gzip;q=0", False), ("gzip;q=nope", False),
+    ("", False), ("identity", False),
+])
+def test_accept_encoding_is_parsed_not_substring_matched(header: str, gzipped: bool) -> None:
+    assert accepts_gzip(header) is gzipped
+
+
+@pytest.mark.parametrize("header", ["gzip;q=0", "nogzip"])
+async def test_metrics_is_not_gzipped_when_gzip_is_refused(header: str) -> None:
+    _, client = app_with(polled=True)
+    async with client:
+        r = await client.get("/metrics", headers={"Accept-Encoding": header})
+    assert "content-encoding" not in r.headers
+    assert r.content.startswith(b"# HELP kpexporter_")
+
+
+async def test_head_answers_on_every_get_route_with_the_get_headers() -> None:
+    poller, _ = app_with(polled=True)
+    app = create_app(poller, manage_poller=False)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    paths = [r.path for r in app.routes if "GET" in getattr(r, "methods", ())]
+    assert {"/metrics", "/healthz", "/readyz", "/api/v1/targets", "/"} <= set(paths)
+    async with client:
+        for path in paths:
+            got, head = await client.get(path), await client.head(path)
+            assert head.status_code == got.status_code == 200, path
+            assert head.content == b"", path
+            for name in ("content-type", "content-length", "content-encoding"):
+                assert head.headers.get(name) == got.headers.get(name), (path, name)
+            plain = await client.get(path, headers={"Accept-Encoding": "identity"})
+            plain_head = await client.head(path, headers={"Accept-Encoding": "identity"})
+            assert int(plain_head.headers["content-length"]) == len(plain.content), path
+
+
+async def test_metrics_for_one_node_and_unknown_nodes() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+    _, client = app_with(polled=True)
+    async with client:
+        one = await client.get("/metrics", params={"node": "node-a"})
+        full = await client.get("/metrics")
+        missing = await client.get("/metrics", params=[("node", "node-a"), ("node", "nope")])
+        empty = await client.get("/metrics?node=")
+        head = await client.head("/metrics", params={"node": "nope"})
+    assert one.status_code == 200 and one.text == full.text  # the only node: the whole page
+    assert any(f.name == "kpexporter_up" for f in text_string_to_metric_families(one.text))
+    for r in (missing, empty):
+        assert r.status_code == 404
+        assert r.text.count("\n") == 1 and r.text.startswith("unknown node")
+    assert "'nope'" in missing.text
+    assert head.status_code == 404 and head.content == b""

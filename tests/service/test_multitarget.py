@@ -11,6 +11,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kpexporter.config.schema import build_config
 from kpexporter.service.app import render_metrics
@@ -147,3 +148,58 @@ async def test_the_page_is_the_same_whichever_path_renders_it(tmp_path: Path) ->
                 for f in text_string_to_metric_families(text) for s in f.samples]
 
     assert samples(fast) == samples(slow)
+
+
+async def test_per_node_pages_add_up_to_the_full_page(tmp_path: Path) -> None:
+    """``/metrics?node=X`` for every node: the union of their samples is the full page,
+    process-level families (no ``node`` label) on each of them, in text and OpenMetrics."""
+    import httpx
+    from prometheus_client.openmetrics.parser import (
+        text_string_to_metric_families as om_families,
+    )
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpexporter.service.app import create_app
+
+    kp = KubeProxies()
+    base = await kp.start()
+    kp.refused.add("kp-002")
+    cfg = build_config(config_file(tmp_path, base, 5, interval=0.1, log_level="error"), {}, {})
+    poller = Poller(cfg)
+    try:
+        await poller.start()
+        await wait_until(lambda: all(st.polls >= 2 for st in poller.snapshot()), "two polls")
+        await poller.stop()  # freeze the states
+    finally:
+        await poller.stop()
+        await kp.close()
+    nodes = [st.node for st in poller.snapshot()]
+    app = create_app(poller, manage_poller=False)
+    Sample = tuple[str, tuple[tuple[str, str], ...], str]
+    for accept, parse in ((None, text_string_to_metric_families),
+                          ("application/openmetrics-text;version=1.0.0", om_families)):
+        headers = {"Accept": accept} if accept else {}
+
+        def samples(text: str, parse: Any = parse) -> list[Sample]:
+            return [(s.name, tuple(sorted(s.labels.items())), repr(s.value))
+                    for f in parse(text) for s in f.samples]
+
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        async with client:
+            full = samples((await client.get("/metrics", headers=headers)).text)
+            pages = {n: samples((await client.get("/metrics", params={"node": n},
+                                                  headers=headers)).text) for n in nodes}
+            pair = samples((await client.get("/metrics", params=[("node", nodes[3]),
+                                                                 ("node", nodes[0])],
+                                             headers=headers)).text)
+        process = [s for s in full if "node" not in dict(s[1])]
+        assert "kpexporter_build_info" in {s[0] for s in process}
+        union: set[Sample] = set()
+        for node, page in pages.items():
+            assert len(page) == len(set(page))  # no duplicate series
+            assert [s for s in page if "node" not in dict(s[1])] == process
+            assert {dict(s[1])["node"] for s in page if "node" in dict(s[1])} == {node}
+            assert any(s[0] == "kpexporter_up" for s in page)
+            union |= set(page)
+        assert union == set(full) and len(full) == len(set(full))
+        assert set(pair) == set(pages[nodes[0]]) | set(pages[nodes[3]])

@@ -114,3 +114,21 @@ def test_windows_follow_polls() -> None:
     assert d is not None
     five = [s for s in d.summaries if s.window == "5m"]
     assert five and all(s.count == 0 for s in five)  # same page twice: nothing happened
+
+
+def test_openmetrics_and_text_pages_carry_the_same_samples() -> None:
+    """The OpenMetrics page (prometheus_client's encoder over the table) read with the
+    OpenMetrics parser says what the cached text page says, sample for sample."""
+    from prometheus_client.openmetrics.parser import (
+        text_string_to_metric_families as om_families,
+    )
+    states = [polled_state(), polled_state(healthz=None, page=None)]
+    states[1].target = Target("node-b", states[1].target.healthz_url,
+                              states[1].target.metrics_url)
+    om = page_text(states, "application/openmetrics-text;version=1.0.0")
+
+    def flat(families: object) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
+        return [(s.name, tuple(sorted(s.labels.items())), repr(s.value))
+                for f in families for s in f.samples]  # type: ignore[attr-defined]
+
+    assert flat(om_families(om)) == flat(text_string_to_metric_families(page_text(states)))

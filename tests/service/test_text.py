@@ -1,9 +1,10 @@
-"""The fast text writer serves the collector's page: same families, samples, order and values.
+"""The cached text writer serves the collector's page, byte for byte.
 
-Each case renders the same states twice, with ``fastrender.render_text`` (what ``/metrics``
-serves) and with ``generate_latest`` over the ``prometheus_client`` collector (``render.py``),
-and parses both with ``prometheus_client.parser``; the results must be equal, family by family
-and sample by sample (NaN equal to NaN). promtool must accept the fast page.
+Each case renders the same states twice, with ``service.text.render_text`` (what ``/metrics``
+serves) and with ``generate_latest`` over the ``prometheus_client`` collector
+(``service.openmetrics``): the bytes must be equal, and so must what
+``prometheus_client.parser`` reads from them, family by family and sample by sample (NaN
+equal to NaN). promtool must accept the page.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 from kpexporter.config.schema import Target
-from kpexporter.core.poll import EndpointError, PollResult
+from kpexporter.core.result import EndpointError, PollResult
 from kpexporter.core.state import TargetState
 from kpexporter.service.openmetrics import make_registry
-from kpexporter.service.text import format_value, render_text
+from kpexporter.service.text import render_text
 from tests.builders import HEALTHY_128, HEALTHY_128_NOW, config, poll_result
 from tests.fixtures import ALL, V1_30, fixture_bytes
 
@@ -71,6 +72,7 @@ def assert_same_page(states: list[TargetState]) -> str:
     fast = render_text(states).decode()
     slow = generate_latest(make_registry(lambda: states)).decode()
     assert parsed(fast) == parsed(slow)
+    assert fast == slow  # byte for byte
     return fast
 
 
@@ -182,12 +184,25 @@ def test_random_poll_sequences_render_the_collector_page(steps: list[tuple[int, 
         assert_same_page(states)
 
 
-@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20),
-                 st.sampled_from([0.0, -0.0, 1e6, 1234567.0, 1e16, 1.7140402714546502e9,
-                                  True, False])))
-def test_values_are_formatted_as_prometheus_client_does(value: float) -> None:
-    assert format_value(value) == floatToGoString(value)
-    assert format_value(value) == floatToGoString(value)  # the memo gives the same answer
+def test_a_targets_lines_go_with_it() -> None:
+    import gc
+
+    from kpexporter.service import text
+    a, b = recorded([poll_result(HEALTHY_128, 200, fixture_bytes(V1_30))], "a"), state("b")
+    render_text([a, b])
+    assert {id(a), id(b)} <= set(text._TEXT)
+    key = id(a)
+    del a
+    gc.collect()
+    assert key not in text._TEXT and id(b) in text._TEXT
+
+
+def test_a_renamed_target_is_rewritten() -> None:
+    a = recorded([poll_result(HEALTHY_128, 200, fixture_bytes(V1_30))], "a")
+    assert 'node="a"' in render_text([a]).decode()
+    a.retarget(Target("b", a.target.healthz_url, a.target.metrics_url))
+    text = assert_same_page([a])
+    assert 'node="a"' not in text and 'node="b"' in text
 
 
 @pytest.mark.promtool
