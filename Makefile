@@ -15,6 +15,10 @@ help:
 	@echo "make test    lint, type-check and run the whole test suite (installs what it needs)"
 	@echo "make bench   benchmarks (read path, poll cycle, many targets, memory, render)"
 	@echo "make fuzz    run the atheris fuzzers (FUZZ_SECONDS per target, default 600)"
+	@echo "make soak    time-compressed hours of a flapping and a restarting kube-proxy; memory"
+	@echo "             and fds must stay flat (SOAK_HOURS, default 2, at SOAK_TIME_SCALE 120: ~1 min)"
+	@echo "make check-metrics  promtool check metrics on a check -o prometheus page from the"
+	@echo "             simulator (K8S_VERSION, default 1.33)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,19 +28,22 @@ $(STAMP): pyproject.toml
 
 deps: $(STAMP)
 
-# promtool 2.42 and prometheus come from Debian's `prometheus` package; alertmanager/amtool
-# from `prometheus-alertmanager`.
+# The real parts the tests run against, from Debian: promtool 2.42 and the prometheus server
+# (`prometheus`), Alertmanager 0.25 (`prometheus-alertmanager`, binary prometheus-alertmanager),
+# and chromium for the browser test of the exporter's own page.
+SYSTEM_BINS := promtool prometheus prometheus-alertmanager chromium
 promtool:
-	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
-	  echo "installing Debian's prometheus (promtool + server) ..."; \
+	@missing=""; for b in $(SYSTEM_BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's prometheus, prometheus-alertmanager, chromium (missing:$$missing) ..."; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    prometheus >/dev/null; \
+	    prometheus prometheus-alertmanager chromium >/dev/null; \
 	fi
 	@promtool --version 2>&1 | head -1
 
 demo: deps
-	$(BIN)/kpexporter demo
+	@$(BIN)/kpexporter demo
 
 lint: deps
 	$(BIN)/ruff check kpexporter tests benchmarks
@@ -59,6 +66,28 @@ bench: deps
 fuzz: deps
 	$(BIN)/pip install --quiet atheris
 	$(BIN)/python benchmarks/../tests/fuzz/run_fuzz.py --seconds $${FUZZ_SECONDS:-600}
+
+soak: deps
+	$(BIN)/python benchmarks/soak.py --hours $${SOAK_HOURS:-2} --time-scale $${SOAK_TIME_SCALE:-120}
+
+# One poll of a simulated kube-proxy, written as serve's /metrics page, checked by promtool:
+# it must parse, and only kube-proxy's own pass-through names (e.g. gauges named *_total,
+# as kube-proxy writes them) may draw lint remarks.
+check-metrics: deps promtool
+	@set -e; dir=$$(mktemp -d); \
+	$(BIN)/kpexporter simulate --healthz-port 0 --metrics-port 0 \
+	  --k8s-version $${K8S_VERSION:-1.33} >$$dir/sim 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; rm -rf $$dir' EXIT; \
+	for i in $$(seq 100); do grep -q '^control:' $$dir/sim && break; sleep 0.1; done; \
+	$(BIN)/kpexporter check -o prometheus --node node-0 \
+	  --healthz-url "$$(sed -n 's/^healthz: //p' $$dir/sim)" \
+	  --metrics-url "$$(sed -n 's/^metrics: //p' $$dir/sim)" >$$dir/page; \
+	rc=0; promtool check metrics <$$dir/page >$$dir/lint 2>&1 || rc=$$?; \
+	if [ $$rc != 0 ] && [ $$rc != 3 ]; then cat $$dir/lint; exit $$rc; fi; \
+	if grep -vE '^(kubeproxy_|rest_client_|process_|go_)' $$dir/lint; then exit 1; fi; \
+	echo "promtool check metrics: $$(grep -c '^# TYPE' $$dir/page) families parse; no lint" \
+	  "problem in kpexporter's own; kube-proxy's own names as scraped:"; \
+	sed 's/^/  /' $$dir/lint
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,26 +1,66 @@
-"""Strict, typed configuration: YAML file < environment < flags.
+"""The one configuration schema: the ``Config`` dataclass, and everything derived from it.
 
-Everything is validated before the exporter starts; a bad value is refused with one
-line naming the field (``ConfigError``), and the CLI turns that into exit code 64.
-Unknown keys are errors, not silently ignored (a typo'd ``intervall:`` must not run
-with the default).
+Each field of ``Config`` carries its ``Setting`` (``setting(...)`` below): the parser, the
+help text, the flag and the commands that take it, whether it has an environment variable.
+From that one place come the YAML file keys, the ``KPEXPORTER_<KEY>`` environment variables,
+the ``serve``/``check`` flags (``cli/main.py`` walks ``SETTINGS``), the defaults, validation
+(one line naming the field; the CLI exits 64) and the README's configuration table
+(``kpexporter.config.table``; a test fails when README.md differs).
+
+Precedence: YAML file < environment < flags. Unknown keys are errors, not silently ignored
+(a typo'd ``intervall:`` must not run with the default).
+
+Adding a setting is one field::
+
+    max_targets: int = setting(5000, v.positive_int, "targets polled at most",
+                               flag="--max-targets", commands=SERVE)
+
+then run ``python -m kpexporter.config.table --write README.md``. The parser (a function in
+``values.py``) turns what YAML, an environment variable or a flag gave into the typed value
+or raises ``ValueError`` with a message that reads after ``"<key>: "``. A nested section
+(``slos:``, ``discovery:``, ``targets:``) is one field whose parser reads the whole mapping
+or list; pass ``env=False`` when it cannot be written on one line. Checks across fields go
+in ``_check_together``.
 """
 
 from __future__ import annotations
 
-import math
-import os
+import dataclasses
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
-from kpexporter.config.durations import format_duration, parse_duration
+from kpexporter.config import values as v
+from kpexporter.config.alerting import DEFAULT_ALERTING, AlertingConfig, parse_alerting
+from kpexporter.config.remote_write import RemoteWrite, parse_remote_write
 from kpexporter.config.slos import DEFAULT_SLOS, SLOConfig, parse_slos
+from kpexporter.config.values import NodeDiscovery, Target, Window
+
+__all__ = [
+    "DEFAULT_HEALTHZ_URL",
+    "DEFAULT_LISTEN",
+    "DEFAULT_METRICS_URL",
+    "DEFAULT_PASSTHROUGH",
+    "ENV_KEYS",
+    "ENV_PREFIX",
+    "SETTINGS",
+    "Config",
+    "ConfigError",
+    "NodeDiscovery",
+    "Setting",
+    "Target",
+    "Window",
+    "build_config",
+    "default_node_name",
+    "load_file",
+    "redacted",
+    "setting",
+]
 
 DEFAULT_HEALTHZ_URL = "http://127.0.0.1:10256/healthz"
 DEFAULT_METRICS_URL = "http://127.0.0.1:10249/metrics"
@@ -33,71 +73,120 @@ DEFAULT_PASSTHROUGH: tuple[str, ...] = (
 """kube-proxy's own families re-exposed by default: every one the kubernetes-mixin
 "Kubernetes / Proxy" dashboard and its kube-proxy alerts read."""
 
+SERVE_AND_CHECK = ("serve", "check")
+SERVE = ("serve",)
+
 
 class ConfigError(ValueError):
     """A configuration problem; ``str()`` is one line that names the field."""
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
-    name: str  # canonical, e.g. "5m"; the ``window`` label
-    seconds: float
+class Setting:
+    """How users set one ``Config`` field: the field's metadata, read by everything else."""
+
+    parse: Callable[[Any], Any]
+    help: str
+    default_text: str = ""  # the default as --help and the README show it ("" = derived)
+    flag: str | None = None  # "--healthz-url"; None: file and environment only
+    commands: tuple[str, ...] = SERVE_AND_CHECK  # the subcommands that take the flag
+    env: bool = True  # KPEXPORTER_<KEY>
+    env_aliases: tuple[str, ...] = ()  # other variables read after KPEXPORTER_<KEY>
+    key: str = ""  # file key, when it is not the field's name
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None  # also the flag's argparse choices
+    flag_const: str | None = None  # the flag takes no value and sets this one
+    repeatable: bool = False  # the flag may be given more than once: the parser gets a list
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One kube-proxy to poll."""
+def setting(default: Any, parse: Callable[[Any], Any] | None, help: str, *,
+            choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    """A ``Config`` field with its ``Setting``; ``default`` may be ``dataclasses.MISSING``.
 
-    node: str
-    healthz_url: str
-    metrics_url: str
-
-    @property
-    def proxy_mode_url(self) -> str:
-        """``/proxyMode`` sits beside ``/metrics`` on kube-proxy's metrics server."""
-        parts = urlsplit(self.metrics_url)
-        return parts._replace(path="/proxyMode", query="", fragment="").geturl()
-
-
-@dataclass(frozen=True, slots=True)
-class NodeDiscovery:
-    """Targets from the Kubernetes API's Node list (``discovery: {kubernetes: {...}}``).
-
-    Each Node becomes a target named after it, polled at its first address of
-    ``address_types`` (healthz on ``healthz_port``, metrics on ``metrics_port``).
-    """
-
-    healthz_port: int = 10256
-    metrics_port: int = 10249
-    address_types: tuple[str, ...] = ("InternalIP",)
-    label_selector: str = ""
-    refresh_interval: float = 60.0
-    kubeconfig: Path | None = None  # None: in-cluster config, else $KUBECONFIG/~/.kube/config
-    context: str | None = None
+    With ``choices`` and no ``parse``, the value must be one of them."""
+    if parse is None:
+        assert choices is not None
+        parse = v.choice(*choices)
+    meta = {"setting": Setting(parse, help, choices=choices, **kw)}
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    node: str
-    healthz_url: str = DEFAULT_HEALTHZ_URL
-    metrics_url: str = DEFAULT_METRICS_URL
-    listen_host: str = "0.0.0.0"
-    listen_port: int = 19249
-    interval: float = 15.0
-    timeout: float = 5.0
-    windows: tuple[Window, ...] = (Window("5m", 300.0), Window("1h", 3600.0))
-    quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
-    pending_threshold: float = 60.0
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_healthz_bytes: int = 64 * 1024
-    log_format: str = "logfmt"
-    log_level: str = "info"
-    web_config_file: Path | None = None
-    targets_extra: tuple[Target, ...] = field(default=())
-    concurrency: int = 64
-    discovery: NodeDiscovery | None = None
-    slos: SLOConfig = DEFAULT_SLOS
-    passthrough: tuple[str, ...] = DEFAULT_PASSTHROUGH
+    node: str = setting(
+        dataclasses.MISSING, v.node_name, "node name for the `node` label", flag="--node",
+        env_aliases=("NODE_NAME",), default_text="$NODE_NAME, else $HOSTNAME, else the host name")
+    healthz_url: str = setting(
+        DEFAULT_HEALTHZ_URL, v.url, "kube-proxy's healthz URL", flag="--healthz-url",
+        metavar="URL")
+    metrics_url: str = setting(
+        DEFAULT_METRICS_URL, v.url, "kube-proxy's metrics URL (/proxyMode is read beside it)",
+        flag="--metrics-url", metavar="URL")
+    listen: tuple[str, int] = setting(
+        ("0.0.0.0", 19249), v.listen_address, "address to serve on", flag="--listen",
+        commands=SERVE, metavar="HOST:PORT", default_text=DEFAULT_LISTEN)
+    interval: float = setting(
+        15.0, v.seconds, "poll interval: seconds or 15s, 1m; fractions allowed",
+        flag="--interval", commands=SERVE, metavar="SECONDS")
+    timeout: float = setting(
+        5.0, v.seconds, "overall deadline per request", flag="--timeout", metavar="SECONDS")
+    windows: tuple[Window, ...] = setting(
+        (Window("5m", 300.0), Window("1h", 3600.0)), v.windows,
+        "sliding windows for quantiles", flag="--windows", metavar="LIST")
+    quantiles: tuple[float, ...] = setting(
+        (0.5, 0.9, 0.99), v.quantiles, "quantiles to compute", flag="--quantiles",
+        metavar="LIST")
+    pending_threshold: float = setting(
+        60.0, v.seconds, "a queued change waiting longer than this is unhealthy "
+        "(kube-proxy's healthTimeout)", flag="--pending-threshold", metavar="SECONDS")
+    max_body_bytes: int = setting(8 * 1024 * 1024, v.positive_int, "metrics page cap")
+    max_healthz_bytes: int = setting(64 * 1024, v.positive_int, "healthz body cap")
+    max_series: int = setting(
+        10_000, v.positive_int, "kube-proxy series per page at most, like Prometheus's "
+        "sample_limit: a page with more fails the metrics poll (reason too_many_series)")
+    log_format: str = setting("logfmt", None, "log line format", flag="--log-format",
+                              choices=("logfmt", "json"))
+    log_level: str = setting("info", None, "least severe level logged", flag="--log-level",
+                             choices=("debug", "info", "warning", "error"))
+    web_config_file: Path | None = setting(
+        None, v.file_path, "exporter-toolkit web config: TLS, basic auth, response headers",
+        flag="--web-config-file", commands=SERVE, metavar="FILE",
+        default_text="none: plain HTTP, no auth")
+    targets_extra: tuple[Target, ...] = setting(
+        (), v.targets, "multi-target mode: a list of {node, healthz_url, metrics_url}",
+        key="targets", env=False, default_text="the one local kube-proxy")
+    concurrency: int = setting(64, v.positive_int, "polls in flight at most")
+    discovery: NodeDiscovery | None = setting(
+        None, v.discovery, "poll every Node's kube-proxy, listed from the Kubernetes API "
+        "(needs kpexporter[kubernetes]); the value is `kubernetes`, or in the file "
+        "{kubernetes: {...settings}}", flag="--discover-nodes", flag_const="kubernetes",
+        commands=SERVE)
+    slos: SLOConfig = setting(
+        DEFAULT_SLOS, parse_slos, "objectives, thresholds and windows of the SLOs",
+        env=False, default_text="see the SLO section")
+    passthrough: tuple[str, ...] = setting(
+        DEFAULT_PASSTHROUGH, v.passthrough, "kube-proxy families re-exposed as scraped "
+        "(`*` matches any run of characters; empty turns it off)",
+        default_text="`kubeproxy_*` and the kubernetes-mixin's families")
+    remote_write: tuple[RemoteWrite, ...] = setting(
+        (), parse_remote_write, "push every poll's series to these Prometheus remote-write "
+        "receivers (repeatable; settings under remote_write: in the file)",
+        flag="--remote-write-url", commands=SERVE, metavar="URL", repeatable=True,
+        default_text="none")
+    alerting: AlertingConfig = setting(
+        DEFAULT_ALERTING, parse_alerting, "how `kpexporter rules` renders alerts/: selector, "
+        "cluster labels, thresholds, for: durations, runbook URL", env=False,
+        default_text="see “Alerts and recording rules”")
+
+    @property
+    def listen_host(self) -> str:
+        return self.listen[0]
+
+    @property
+    def listen_port(self) -> int:
+        return self.listen[1]
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -107,6 +196,36 @@ class Config:
     @property
     def horizon(self) -> float:
         return max((w.seconds for w in self.windows), default=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One settable key: its name in files, its ``Config`` field, its ``Setting``."""
+
+    name: str
+    field: str
+    setting: Setting
+    default: Any  # dataclasses.MISSING when the default depends on the environment
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        own = (f"{ENV_PREFIX}{self.name.upper()}",) if self.setting.env else ()
+        return (*own, *self.setting.env_aliases)
+
+
+def _keys() -> dict[str, Key]:
+    out = {}
+    for f in dataclasses.fields(Config):
+        s: Setting = f.metadata["setting"]
+        out[s.key or f.name] = Key(s.key or f.name, f.name, s, f.default)
+    return out
+
+
+SETTINGS: dict[str, Key] = _keys()
+"""Every key, in ``Config``'s order: the file keys, and what the flags and README walk."""
+_KEYS = SETTINGS  # the name the fuzz tests sample keys from
+ENV_KEYS: dict[str, str] = {f"{ENV_PREFIX}{k.upper()}": k for k, s in SETTINGS.items()
+                            if s.setting.env}
 
 
 def redacted(url: str) -> str:
@@ -123,245 +242,18 @@ def default_node_name(env: Mapping[str, str]) -> str:
     return env.get("NODE_NAME") or env.get("HOSTNAME") or socket.gethostname() or "unknown"
 
 
-# ---- value parsers: each raises ValueError with a message that follows "field: " ----
-
-def _url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a URL string, got {type(value).__name__}")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http(s) URL with a host, got {value!r}")
-    try:
-        parts.port  # noqa: B018 - validates the port
-    except ValueError:
-        raise ValueError(f"bad port in {value!r}") from None
-    return value
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"must be a duration, got {value!r}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"must be a positive number of seconds, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
-        return parse_duration(value)
-    raise ValueError(f"must be a duration, got {type(value).__name__}")
-
-
-def _listen(value: Any) -> tuple[str, int]:
-    if not isinstance(value, str) or ":" not in value:
-        raise ValueError(f"must be HOST:PORT, got {value!r}")
-    host, _, port_s = value.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    if not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
-        raise ValueError(f"port must be 0-65535, got {port_s!r}")
-    return host, int(port_s)
-
-
-def _windows(value: Any) -> tuple[Window, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
-        raise ValueError("must be a non-empty list of durations such as 5m,1h")
-    out: dict[str, Window] = {}
-    for item in items:
-        secs = _seconds(item.strip() if isinstance(item, str) else item)
-        name = format_duration(secs)
-        if name == "lifetime" or name in out:
-            raise ValueError(f"duplicate window {item!r}")
-        out[name] = Window(name, secs)
-    return tuple(sorted(out.values(), key=lambda w: w.seconds))
-
-
-def _quantiles(value: Any) -> tuple[float, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
-        raise ValueError("must be a non-empty list of numbers in [0, 1]")
-    out = []
-    for item in items:
-        try:
-            q = float(item)
-        except (TypeError, ValueError):
-            raise ValueError(f"not a number: {item!r}") from None
-        if isinstance(item, bool) or not 0.0 <= q <= 1.0:
-            raise ValueError(f"quantile must be in [0, 1], got {item!r}")
-        out.append(q)
-    return tuple(sorted(set(out)))
-
-
-def _choice(*allowed: str) -> Any:
-    def parse(value: Any) -> str:
-        if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}; got {value!r}")
-        return str(value)
-    return parse
-
-
-def _node(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be a non-empty string")
-    return value.strip()
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    try:
-        n = int(value)
-    except ValueError:
-        raise ValueError(f"must be a positive integer, got {value!r}") from None
-    if n <= 0:
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    return n
-
-
-def _path(value: Any) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ValueError("must be a file path")
-    return Path(value)
-
-
-def _targets(value: Any) -> tuple[Target, ...]:
-    if not isinstance(value, list) or not value:
-        raise ValueError("must be a non-empty list of {node, healthz_url, metrics_url}")
-    out: list[Target] = []
-    seen: set[str] = set()
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise ValueError(f"[{i}]: must be a mapping")
-        unknown = set(item) - {"node", "healthz_url", "metrics_url"}
-        if unknown:  # keys may be of any YAML type: show them as one printable line
-            raise ValueError(f"[{i}].{sorted(_shown(k) for k in unknown)[0]}: unknown key")
-        for key in ("node", "healthz_url", "metrics_url"):
-            if key not in item:
-                raise ValueError(f"[{i}].{key}: required")
-        try:
-            t = Target(_node(item["node"]), _url(item["healthz_url"]), _url(item["metrics_url"]))
-        except ValueError as e:
-            raise ValueError(f"[{i}]: {e}") from None
-        if t.node in seen:
-            raise ValueError(f"[{i}].node: duplicate node {t.node!r}")
-        seen.add(t.node)
-        out.append(t)
-    return tuple(out)
-
-
-_DISCOVERY_KEYS = ("healthz_port", "metrics_port", "address_types", "label_selector",
-                   "refresh_interval", "kubeconfig", "context")
-
-
-def _discovery(value: Any) -> NodeDiscovery:
-    """``kubernetes`` (flag, environment) or ``{kubernetes: {...settings}}`` (file)."""
-    if value == "kubernetes":
-        return NodeDiscovery()
-    if not isinstance(value, dict) or set(value) != {"kubernetes"}:
-        raise ValueError("must be {kubernetes: {...}} (the only source so far)")
-    settings = value["kubernetes"]
-    if settings is None:
-        return NodeDiscovery()
-    if not isinstance(settings, dict):
-        raise ValueError("kubernetes: must be a mapping of settings")
-    unknown = set(settings) - set(_DISCOVERY_KEYS)
-    if unknown:
-        raise ValueError(f"kubernetes.{sorted(_shown(k) for k in unknown)[0]}: unknown key "
-                         f"(known: {', '.join(_DISCOVERY_KEYS)})")
-    out: dict[str, Any] = {}
-    for key, raw in settings.items():
-        try:
-            out[key] = _DISCOVERY_PARSERS[key](raw)
-        except ValueError as e:
-            raise ValueError(f"kubernetes.{key}: {e}") from None
-    return NodeDiscovery(**out)
-
-
-def _port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValueError(f"must be a port number 1-65535, got {value!r}")
-    return value
-
-
-def _address_types(value: Any) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if (not isinstance(items, list) or not items
-            or not all(isinstance(i, str) and i.isalnum() for i in items)):
-        raise ValueError("must be a list of Node address types such as [InternalIP, ExternalIP]")
-    return tuple(dict.fromkeys(items))
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {type(value).__name__}")
-    return value
-
-
-_DISCOVERY_PARSERS: dict[str, Any] = {
-    "healthz_port": _port,
-    "metrics_port": _port,
-    "address_types": _address_types,
-    "label_selector": _text,
-    "refresh_interval": _seconds,
-    "kubeconfig": _path,
-    "context": _node,
-}
-
-
-def _passthrough(value: Any) -> tuple[str, ...]:
-    """Family-name patterns (``*`` matches any run of characters); empty turns it off."""
-    items = [i for i in value.split(",") if i.strip()] if isinstance(value, str) else value
-    if items is None:
-        return ()
-    if not isinstance(items, list | tuple):
-        raise ValueError("must be a list of metric-name patterns such as [kubeproxy_*]")
-    out = []
-    for item in items:
-        if not isinstance(item, str) or not item.strip() or not all(
-                c.isalnum() or c in "_:*" for c in item.strip()):
-            raise ValueError(f"not a metric-name pattern: {item!r} (letters, digits, _, :, *)")
-        out.append(item.strip())
-    return tuple(dict.fromkeys(out))
-
-
-def _shown(key: object) -> str:
-    """A key as written if it is one printable line, else its repr (messages are one line)."""
-    text = str(key)
-    return text if text.isprintable() else repr(text)
-
-
-# key -> (Config field(s), parser)
-_KEYS: dict[str, Any] = {
-    "node": _node,
-    "healthz_url": _url,
-    "metrics_url": _url,
-    "listen": _listen,
-    "interval": _seconds,
-    "timeout": _seconds,
-    "windows": _windows,
-    "quantiles": _quantiles,
-    "pending_threshold": _seconds,
-    "max_body_bytes": _positive_int,
-    "max_healthz_bytes": _positive_int,
-    "log_format": _choice("logfmt", "json"),
-    "log_level": _choice("debug", "info", "warning", "error"),
-    "web_config_file": _path,
-    "targets": _targets,
-    "concurrency": _positive_int,
-    "discovery": _discovery,
-    "slos": parse_slos,
-    "passthrough": _passthrough,
-}
-ENV_KEYS = {f"{ENV_PREFIX}{k.upper()}": k for k in _KEYS if k not in ("targets", "slos")}
-
-
 def _apply(values: dict[str, Any], key: str, raw: Any, source: str) -> None:
-    if key not in _KEYS:
-        raise ConfigError(f"{source}{_shown(key)}: unknown key (known: {', '.join(sorted(_KEYS))})")
+    """Parse one raw value into ``values[key]``; ``source`` prefixes the message and, for a
+    file, is followed by the key (an environment variable or a flag already names it)."""
+    where = f"{source}{v.shown(key)}: " if source.startswith("config file") else source
+    if key not in SETTINGS:
+        raise ConfigError(f"{where}unknown key (known: {', '.join(sorted(SETTINGS))})")
     try:
-        values[key] = _KEYS[key](raw)
+        values[key] = SETTINGS[key].setting.parse(raw)
     except ValueError as e:
-        raise ConfigError(f"{source}{key}: {e}") from None
+        raise ConfigError(f"{where}{e}") from None
     except OverflowError:  # e.g. windows: [1e308], whose name in ms overflows
-        raise ConfigError(f"{source}{key}: value out of range") from None
+        raise ConfigError(f"{where}value out of range") from None
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -392,6 +284,18 @@ def load_file(path: Path) -> dict[str, Any]:
     return values
 
 
+def flag_name(key: str) -> str:
+    """The flag that sets ``key`` (for messages), ``--<key>`` when it has none."""
+    s = SETTINGS.get(key)
+    return s.setting.flag if s is not None and s.setting.flag else f"--{key.replace('_', '-')}"
+
+
+def _check_together(cfg: Config) -> None:
+    """Checks across fields, after each field is valid on its own."""
+    if cfg.targets_extra and cfg.discovery is not None:
+        raise ConfigError("discovery: cannot be combined with targets (choose one)")
+
+
 def build_config(
     file_path: Path | None,
     env: Mapping[str, str],
@@ -404,25 +308,16 @@ def build_config(
     container sets ``$HOSTNAME`` to its pod name and it must not override a file.
     """
     values: dict[str, Any] = load_file(file_path) if file_path is not None else {}
-    for name, key in ENV_KEYS.items():
-        if name in env and env[name] != "":
-            _apply(values, key, env[name], f"environment {name}: ")
-    if env.get("NODE_NAME") and "node" not in {k for n, k in ENV_KEYS.items() if n in env}:
-        _apply(values, "node", env["NODE_NAME"], "environment NODE_NAME: ")
+    for key, k in SETTINGS.items():
+        for name in k.env_names:
+            if env.get(name):
+                _apply(values, key, env[name], f"environment {name}: ")
+                break
     for key, raw in flags.items():
         if raw is not None:
-            _apply(values, key, raw, f"--{key.replace('_', '-')}: ")
-    listen = values.pop("listen", None)
-    targets = values.pop("targets", ())
-    cfg = Config(node=values.pop("node", None) or default_node_name(env), **values)
-    if listen is not None:
-        cfg = replace(cfg, listen_host=listen[0], listen_port=listen[1])
-    if targets:
-        if cfg.discovery is not None:
-            raise ConfigError("discovery: cannot be combined with targets (choose one)")
-        cfg = replace(cfg, targets_extra=targets)
+            _apply(values, key, raw, f"{flag_name(key)}: ")
+    if not values.get("node"):
+        values["node"] = default_node_name(env)
+    cfg = Config(**{SETTINGS[key].field: value for key, value in values.items()})
+    _check_together(cfg)
     return cfg
-
-
-def environ() -> Mapping[str, str]:
-    return os.environ

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import ipaddress
 import math
+import re
 from dataclasses import dataclass
 
 from kpexporter.simulator.scenarios import DESCRIPTIONS, SCENARIOS
@@ -22,13 +23,16 @@ __all__ = [
     "MODES",
     "SCENARIOS",
     "VERSIONS",
+    "BindError",
     "RunningSimulator",
     "SimNode",
     "SimOptions",
     "add_arguments",
+    "add_k8s_version_argument",
     "options_from_args",
     "run_forever",
     "start_simulator",
+    "validate_options",
 ]
 
 MAX_NODES = 20_000
@@ -77,6 +81,20 @@ class RunningSimulator:
         await self._cluster.close()
 
 
+class BindError(OSError):
+    """A port the simulator was told to use cannot be bound; ``str()`` names the flag."""
+
+
+def _bind_message(exc: OSError, plan: list[tuple[str, int, str, int]]) -> str:
+    """``--healthz-port: cannot listen on …`` naming the flag whose port failed."""
+    text = exc.strerror or str(exc)
+    failed = re.search(r":(\d+): ", text)
+    healthz_ports = {hp for _, hp, _, _ in plan if hp}
+    flag = ("--healthz-port" if failed and int(failed.group(1)) in healthz_ports
+            else "--metrics-port")
+    return f"{flag}: {text}"
+
+
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -96,7 +114,7 @@ def _bind_plan(opts: SimOptions) -> list[tuple[str, int, str, int]]:
 
 async def start_simulator(opts: SimOptions) -> RunningSimulator:
     """Bind every node's two ports and return once all are listening (ports resolved)."""
-    _validate(opts)
+    validate_options(opts)
     version = Version.parse(opts.version)
     raise_fd_limit(2 * opts.nodes + 256)
     start = now_ns()
@@ -111,7 +129,10 @@ async def start_simulator(opts: SimOptions) -> RunningSimulator:
     ]
     cluster = Cluster(runtimes)
     plan = _bind_plan(opts)
-    ports = await cluster.listen(plan)
+    try:
+        ports = await cluster.listen(plan)
+    except OSError as exc:
+        raise BindError(_bind_message(exc, plan)) from None
     nodes = []
     for rt, (h_host, _, m_host, _), (hp, mp) in zip(runtimes, plan, ports, strict=True):
         hz, ms = _url_host(h_host), _url_host(m_host)
@@ -154,10 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kube-proxy metrics port: /metrics, /proxyMode, /healthz, and the "
                         "control endpoint /sim/scenario?name=X, /sim/state, POST /sim/change "
                         "(default %(default)s; 0 = any free port)")
-    parser.add_argument("--version", default=d.version,
-                        help=f"Kubernetes minor whose kube-proxy to imitate, {VERSIONS[0]} to "
-                        f"{VERSIONS[-1]} (healthz body: raw <=1.16, fmt 1.17-1.27, +nodeEligible "
-                        "1.28-1.32, JSON 1.33+; µs sync metric <=1.13) (default %(default)s)")
+    add_k8s_version_argument(parser, "version")
     parser.add_argument("--mode", default=d.mode,
                         help=f"proxy mode: {', '.join(MODES)} (nftables from 1.29) "
                         "(default %(default)s)")
@@ -184,6 +202,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(negative: behind) (default %(default)s)")
 
 
+def add_k8s_version_argument(parser: argparse.ArgumentParser, dest: str) -> None:
+    """``--k8s-version``, with ``--version`` kept as a hidden alias for scripts that used it
+    (``kpexporter --version`` is the program's version)."""
+    default = SimOptions().version
+    parser.add_argument("--k8s-version", dest=dest, default=default,
+                        help=f"Kubernetes minor whose kube-proxy to imitate, {VERSIONS[0]} to "
+                        f"{VERSIONS[-1]} (healthz body: raw <=1.16, fmt 1.17-1.27, +nodeEligible "
+                        "1.28-1.32, JSON 1.33+; µs sync metric <=1.13) (default %(default)s)")
+    parser.add_argument("--version", dest=dest, default=default, help=argparse.SUPPRESS)
+
+
 def options_from_args(args: argparse.Namespace) -> SimOptions:
     """Build and validate options; ValueError("--flag: why") on a bad value."""
     families: list[str] = []
@@ -200,11 +229,12 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         time_scale=args.time_scale, nodes=args.nodes, spread=args.spread, seed=args.seed,
         ip_families=tuple(families), clock_skew=args.clock_skew,
     )
-    _validate(opts)
+    validate_options(opts)
     return opts
 
 
-def _validate(o: SimOptions) -> None:
+def validate_options(o: SimOptions) -> None:
+    """ValueError("--flag: why") for the first bad option; binds nothing."""
     try:
         addr = ipaddress.ip_address(o.host)
     except ValueError:
@@ -212,11 +242,11 @@ def _validate(o: SimOptions) -> None:
     try:
         version = Version.parse(o.version)
     except ValueError as exc:
-        raise ValueError(f"--version: {exc}") from None
+        raise ValueError(f"--k8s-version: {exc}") from None
     if o.mode not in MODES:
         raise ValueError(f"--mode: {o.mode!r} is not one of {', '.join(MODES)}")
     if o.mode == "nftables" and not version.at_least(29):
-        raise ValueError(f"--mode: nftables needs --version 1.29 or later (got {version})")
+        raise ValueError(f"--mode: nftables needs --k8s-version 1.29 or later (got {version})")
     if o.scenario not in SCENARIOS:
         raise ValueError(f"--scenario: {o.scenario!r} is not one of {', '.join(SCENARIOS)}")
     if not (math.isfinite(o.time_scale) and 0 < o.time_scale <= 100_000):

@@ -5,9 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
+from kpexporter.cli.main import build_parser, make_config
 from kpexporter.config.durations import format_duration, parse_duration
-from kpexporter.config.schema import ConfigError, Target, Window, build_config
+from kpexporter.config.schema import (
+    ENV_KEYS,
+    SETTINGS,
+    ConfigError,
+    NodeDiscovery,
+    Target,
+    Window,
+    build_config,
+)
+from kpexporter.config.table import BEGIN, END, markdown_table
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -69,10 +80,13 @@ def test_bad_file_is_one_line_naming_the_field(tmp_path: Path, text: str, messag
 
 
 def test_bad_env_and_flag_name_their_source() -> None:
-    with pytest.raises(ConfigError, match=r"^environment KPEXPORTER_TIMEOUT: timeout: "):
+    # One prefix: the variable or the flag names the field (not "--interval: interval: ...").
+    with pytest.raises(ConfigError, match=r"^environment KPEXPORTER_TIMEOUT: not a duration"):
         build_config(None, {"KPEXPORTER_TIMEOUT": "x"}, {})
-    with pytest.raises(ConfigError, match=r"^--interval: interval: must be a positive"):
+    with pytest.raises(ConfigError, match=r"^--interval: must be a positive"):
         build_config(None, {}, {"interval": "0"})
+    with pytest.raises(ConfigError, match=r"^--discover-nodes: must be "):
+        build_config(None, {}, {"discovery": "consul"})
 
 
 def test_missing_file() -> None:
@@ -103,3 +117,62 @@ def test_durations(text: str, seconds: float, name: str) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+# The same value written in the file, as an environment variable and as a flag.
+SAME_VALUE = [
+    ("node", "n7", "n7"), ("healthz_url", "http://10.0.0.1:10256/healthz", None),
+    ("listen", "127.0.0.1:9999", ("127.0.0.1", 9999)), ("interval", "1m30s", 90.0),
+    ("timeout", "2", 2.0), ("windows", "10m,1h", (Window("10m", 600.0), Window("1h", 3600.0))),
+    ("quantiles", "0.99,0.5", (0.5, 0.99)), ("pending_threshold", "2m", 120.0),
+    ("max_body_bytes", "1024", 1024), ("log_format", "json", "json"),
+    ("log_level", "debug", "debug"), ("web_config_file", "/etc/web.yml", Path("/etc/web.yml")),
+    ("concurrency", "3", 3), ("passthrough", "kubeproxy_*,go_*", ("kubeproxy_*", "go_*")),
+    ("discovery", "kubernetes", NodeDiscovery()),
+]
+
+
+@pytest.mark.parametrize(("key", "raw", "expected"), SAME_VALUE)
+def test_file_environment_and_flag_agree(tmp_path: Path, key: str, raw: str,
+                                         expected: object) -> None:
+    field = SETTINGS[key].field
+    expected = raw if expected is None else expected
+    from_file = build_config(write(tmp_path, yaml.safe_dump({key: raw})), {}, {})
+    from_env = build_config(None, {f"KPEXPORTER_{key.upper()}": raw}, {})
+    assert getattr(from_file, field) == getattr(from_env, field) == expected
+    if SETTINGS[key].setting.flag is not None:
+        command = "check" if "check" in SETTINGS[key].setting.commands else "serve"
+        flag = SETTINGS[key].setting.flag
+        args = build_parser().parse_args(
+            [command, flag] if SETTINGS[key].setting.flag_const else [command, flag, raw])
+        assert getattr(make_config(args), field) == expected
+
+
+def test_kpexporter_node_outranks_node_name() -> None:
+    assert build_config(None, {"NODE_NAME": "a", "KPEXPORTER_NODE": "b"}, {}).node == "b"
+    assert build_config(None, {"NODE_NAME": "a", "HOSTNAME": "pod"}, {}).node == "a"
+
+
+def test_sections_without_a_one_line_form_have_no_variable(tmp_path: Path) -> None:
+    for key in ("targets", "slos"):
+        assert f"KPEXPORTER_{key.upper()}" not in ENV_KEYS
+    with pytest.raises(ConfigError, match=r"^config file .*: slos: "):
+        build_config(write(tmp_path, "slos: 3\n"), {}, {})
+
+
+def test_readme_configuration_table_is_the_schemas() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index(BEGIN) + len(BEGIN) + 1
+    assert readme[start:readme.index(END, start)] == markdown_table(), (
+        "README.md's configuration table differs from the schema: run "
+        "`python -m kpexporter.config.table --write README.md`")
+
+
+@pytest.mark.parametrize("command", ["serve", "check"])
+def test_help_lists_every_flag(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    text = capsys.readouterr().out
+    for k in SETTINGS.values():
+        if k.setting.flag is not None and command in k.setting.commands:
+            assert k.setting.flag in text, k.setting.flag

@@ -145,8 +145,8 @@ def test_options_parse_and_validate() -> None:
     opts = parse("--version", "1.33", "--ip-families", "ipv4,IPv6", "--nodes", "3")
     assert opts.ip_families == ("IPv4", "IPv6") and opts.nodes == 3
     for argv, flag in [
-        (("--version", "2.0"), "--version"),
-        (("--version", "1.7"), "--version"),
+        (("--version", "2.0"), "--k8s-version"),  # the old spelling names the new flag
+        (("--k8s-version", "1.7"), "--k8s-version"),
         (("--mode", "userspace"), "--mode"),
         (("--mode", "nftables", "--version", "1.28"), "--mode"),
         (("--scenario", "boom"), "--scenario"),
