@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
+
+from kpexporter.promtext.floats import non_finite
 
 LogFormat = Literal["logfmt", "json"]
 LOGGER_NAME = "kpexporter"
@@ -32,11 +33,7 @@ def event(level: int, name: str, /, **fields: Any) -> None:
 
 
 def _logfmt_value(value: Any) -> str:
-    if isinstance(value, float):
-        text = "NaN" if math.isnan(value) else repr(value) if math.isfinite(value) else (
-            "+Inf" if value > 0 else "-Inf")
-    else:
-        text = str(value)
+    text = (non_finite(value) or repr(value)) if isinstance(value, float) else str(value)
     if text == "" or any(c in text for c in ' "=\\\n\t'):
         return json.dumps(text, ensure_ascii=False)
     return text

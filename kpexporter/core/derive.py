@@ -9,18 +9,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from kpexporter.config.schema import Config
-from kpexporter.core.poll import PollResult
+from kpexporter.core.result import PollResult
+from kpexporter.core.verdict import Problem, Verdict, judge, sync_wait
 from kpexporter.kubeproxy.families import KubeProxyMetrics, LabelSet
 from kpexporter.kubeproxy.healthz import staleness_seconds
+from kpexporter.promtext.floats import same_number
 from kpexporter.stats.histogram import Buckets
 from kpexporter.stats.quantile import quantiles
 from kpexporter.stats.windows import HistogramHistory
+from kpexporter.vocabulary import Endpoint
 
 LIFETIME = "lifetime"
-Verdict = Literal["healthy", "unhealthy", "unreachable"]
 HistoryKey = tuple[str, LabelSet]
 SummaryMemo = dict[tuple[str, LabelSet, str], tuple[Buckets, "Summary"]]
 """(summary name, labels, window) -> the buckets it was computed from, and the result."""
@@ -59,10 +60,19 @@ class Derived:
     metrics_ok: bool
     sync_last: float | None
     sync_pending: float | None
+    """The oldest queued change has waited at least this long (see ``core.verdict``)."""
+    sync_pending_max: float | None
+    """... and at most this long; None when no limit is known, equal when exact."""
+    never_synced: bool
+    """The page has sync gauges and none shows a sync yet (``sync_last`` is None)."""
     proxy_mode: str | None
     summaries: tuple[Summary, ...]
     verdict: Verdict
-    reasons: tuple[str, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(p.text for p in self.problems)
 
     @property
     def exit_code(self) -> int:
@@ -86,8 +96,7 @@ def _same(a: Buckets, b: Buckets) -> bool:
     ``bounds`` follow from ``les``, so they need no comparison.
     """
     return a is b or (a.les == b.les and a.counts == b.counts
-                      and (a.sum == b.sum or (a.sum != a.sum and b.sum != b.sum))
-                      and (a.count == b.count or (a.count != a.count and b.count != b.count)))
+                      and same_number(a.sum, b.sum) and same_number(a.count, b.count))
 
 
 def summaries(metrics: KubeProxyMetrics, histories: dict[HistoryKey, HistogramHistory] | None,
@@ -133,33 +142,18 @@ def oldest_queued(metrics: KubeProxyMetrics,
     kube-proxy exposes only its *newest* queued time; under churn that keeps moving, so
     ``now − last_queued`` would never grow on a stuck node. Remembering the first value
     seen after the last sync gives a lower bound of the oldest pending change's wait,
-    the quantity kube-proxy's own 503 rule uses. A sync (or a restart) clears it.
+    the quantity kube-proxy's own 503 rule uses. A sync or a restart (a value from
+    before ``process_start_time_seconds``) clears it.
     """
     out: dict[LabelSet, float] = {}
+    start = metrics.process_start_time if metrics.process_start_time is not None else -math.inf
     for labels, queued in metrics.last_queued.items():
         synced = metrics.last_sync.get(labels, -math.inf)
         if queued > synced:
             kept = previous.get(labels)
-            out[labels] = kept if kept is not None and synced < kept <= queued else queued
+            fresh = kept is not None and synced < kept <= queued and kept >= start
+            out[labels] = kept if fresh and kept is not None else queued
     return out
-
-
-def sync_pending(metrics: KubeProxyMetrics, kube_now: float,
-                 oldest: Mapping[LabelSet, float] | None = None) -> float | None:
-    """Longest wait of a queued change not yet synced, per kube-proxy's own clock.
-
-    ``last_queued > last_sync`` means a change is waiting; the worst family counts.
-    ``oldest`` (from :func:`oldest_queued`) replaces ``last_queued`` where known.
-    """
-    if not metrics.last_queued:
-        return None
-    worst = 0.0
-    for labels, queued in metrics.last_queued.items():
-        synced = metrics.last_sync.get(labels, -math.inf)
-        if queued > synced:
-            since = oldest.get(labels, queued) if oldest is not None else queued
-            worst = max(worst, kube_now - since)
-    return max(worst, 0.0)
 
 
 def derive(result: PollResult, histories: dict[HistoryKey, HistogramHistory] | None,
@@ -179,42 +173,32 @@ def derive(result: PollResult, histories: dict[HistoryKey, HistogramHistory] | N
         fams = tuple(FamilyHealth(f.ip_family, f.healthy,
                                   staleness_seconds(f.last_updated, h.current_time))
                      for f in h.families)
-    pending = sync_last = None
+    wait = sync_last = None
+    never_synced = False
     summ: tuple[Summary, ...] = ()
     if m is not None:
         mid = result.metrics_midpoint or result.started
-        pending = sync_pending(m, mid + (skew or 0.0), oldest)
+        wait = sync_wait(m, mid + (skew or 0.0), oldest)
         synced = [t for t in m.last_sync.values() if t != 0]
         if synced:
             # The stalest family is the one that matters for "is it syncing?"; 0 is
             # kube-proxy's "never synced" (an unset gauge), shown as absent, like healthz.
             sync_last = min(synced)
+        else:
+            never_synced = bool(m.last_sync or m.last_queued)
         summ = summaries(m, histories, result.started, cfg, memo)
     healthy = h is not None and result.healthz_status == 200
-    reasons: list[str] = []
-    verdict: Verdict
-    if not result.up:
-        verdict = "unreachable"
-        reasons = [f"{e.endpoint}: {e.message}" for e in result.errors
-                   if e.endpoint != "proxymode"] or ["no answer"]
-    else:
-        verdict = "healthy"
-        if not healthy:
-            verdict = "unhealthy"
-            why = "/healthz answered 503"
-            if h is not None and h.node_eligible is False:
-                why += " (node not eligible: being deleted or drained — not a kube-proxy fault)"
-            elif h is not None and h.last_updated is None:
-                why += " (never synced)"
-            reasons.append(why)
-        if pending is not None and pending > cfg.pending_threshold:
-            verdict = "unhealthy"
-            reasons.append(f"a queued rule change has waited {pending:.1f}s "
-                           f"(threshold {cfg.pending_threshold:g}s)")
+    failures = [Problem(f"{e.endpoint}_{e.reason}", f"{e.endpoint}: {e.message}")
+                for e in result.errors if e.endpoint != Endpoint.PROXY_MODE]
+    verdict, problems = judge(result.up, failures, h, result.healthz_status, wait,
+                              cfg.pending_threshold)
     return Derived(
         up=result.up, healthz_ok=h is not None, healthz_status=result.healthz_status,
         healthz_healthy=healthy, node_eligible=h.node_eligible if h is not None else None,
         last_updated=last_updated, staleness=staleness, families=fams, clock_skew=skew,
-        metrics_ok=m is not None, sync_last=sync_last, sync_pending=pending,
+        metrics_ok=m is not None, sync_last=sync_last,
+        sync_pending=wait.low if wait is not None else None,
+        sync_pending_max=wait.high if wait is not None else None,
+        never_synced=never_synced,
         proxy_mode=result.proxy_mode or proxy_mode, summaries=summ, verdict=verdict,
-        reasons=tuple(reasons))
+        problems=problems)

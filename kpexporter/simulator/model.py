@@ -90,6 +90,9 @@ class Policy:
     """Service/EndpointSlice changes per second (Poisson)."""
     sync_median_s: float = 0.03
     sync_sigma: float = 0.5
+    sync_range_s: tuple[float, float] | None = None
+    """Clamp every drawn sync duration into ``(low, high)``: a scenario that promises a range
+    keeps to it (an unclamped log-normal lands ~2 % of draws past two sigmas)."""
     fail_prob: float = 0.0
     """Probability that a sync attempt fails (iptables-restore / nft error)."""
     stuck: bool = False
@@ -136,6 +139,7 @@ class FamilyState:
         self.pending: list[int] = []  # trigger times of unsynced endpoint changes
         self.service_pending = 0
         self.last_run_ns: int | None = None
+        self.last_end_ns: int | None = None  # when the last run (ok, failed or hung) ended
         self.last_full_ns: int | None = None
         self.need_full = True
         self.requested_ns: int | None = None
@@ -287,10 +291,12 @@ class NodeModel:
         self.policy = policy
         self.scenario_since_ns = now_ns
         self.node_eligible = policy.node_eligible
-        if not policy.stuck:
-            for f in self.families:
-                if f.hung_since_ns is not None:
+        for f in self.families:
+            if f.hung_since_ns is not None:
+                if not policy.stuck:
                     self._finish_hung(f, now_ns)
+            elif self._run_start(f) >= now_ns:
+                f.next_dur_s = None  # a sync not started yet lasts as the new scenario says
         k = self.config.time_scale
         self.next_restart_ns = (
             now_ns + int(policy.restart_every_s * NS / k) if policy.restart_every_s else None
@@ -348,12 +354,16 @@ class NodeModel:
             cands.append(max(f.requested_ns, earliest))
         if f.retry_ns is not None:
             cands.append(max(f.retry_ns, earliest))
-        return min(cands)
+        # Runs never overlap: a run asked for while one is going starts when that one ends
+        # (a sync longer than minSyncPeriod, or the sync that hung until now).
+        return max(min(cands), f.last_end_ns or 0)
 
     def _duration_s(self, f: FamilyState) -> float:
         if f.next_dur_s is None:
             p = self.policy
             d = p.sync_median_s * math.exp(self.rng.gauss(0.0, p.sync_sigma))
+            if p.sync_range_s is not None:
+                d = min(max(d, p.sync_range_s[0]), p.sync_range_s[1])
             f.next_dur_s = round(max(d, 1e-4), 9)
         return f.next_dur_s
 
@@ -438,6 +448,7 @@ class NodeModel:
         """End of ``syncProxyRules()``: timed in a defer whether it succeeded or not."""
         v, mode = self.version, self.config.mode
         f.attempted = True
+        f.last_end_ns = end
         full = (
             f.need_full or f.last_full_ns is None or end - f.last_full_ns >= self.full_period_ns
         )

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from kpexporter.simulator.model import Policy
 
+SLOW_SYNC_RANGE_S = (2.0, 8.0)
+"""Every slow-sync sync lasts this long (unscaled seconds); its description says so."""
+
 DESCRIPTIONS: dict[str, str] = {
     "healthy": "steady moderate churn (3 changes/min), syncs of ~30 ms: 200 everywhere",
     "idle": "no churn: iptables/nftables re-sync only hourly (last sync ages to ~3600 s while "
     "healthy); ipvs every syncPeriod",
     "churn": "heavy churn (5 changes/s), syncs batched by minSyncPeriod, ~150 ms each",
-    "slow-sync": "syncs take 2-8 s, so sync p99 > 1 s and network programming is slow",
+    "slow-sync": f"syncs take {SLOW_SYNC_RANGE_S[0]:g}-{SLOW_SYNC_RANGE_S[1]:g} s, so sync "
+    "p99 > 1 s and network programming is slow",
     "stuck": "the sync loop hangs: changes queue, nothing completes; 503 once a change waited "
     "2 x syncPeriod (1.25+ rule), last_queued runs ahead of last_timestamp",
     "never-synced": "restarts into a kube-proxy whose syncs all fail from birth: lastUpdated is "
@@ -45,7 +49,8 @@ def policy_for(name: str, clock_skew_s: float = 30.0) -> Policy:
         case "churn":
             return Policy(name, change_rate=5.0, sync_median_s=0.15, sync_sigma=0.6)
         case "slow-sync":
-            return Policy(name, change_rate=0.1, sync_median_s=4.0, sync_sigma=0.35)
+            return Policy(name, change_rate=0.1, sync_median_s=4.0, sync_sigma=0.35,
+                          sync_range_s=SLOW_SYNC_RANGE_S)
         case "stuck":
             return Policy(name, stuck=True)
         case "never-synced":

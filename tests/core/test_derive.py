@@ -7,7 +7,6 @@ import math
 import pytest
 
 from kpexporter.core.derive import LIFETIME, derive
-from kpexporter.stats.quantile import quantile
 from tests.builders import HEALTHY_128, HEALTHY_128_NOW, config, poll_result
 from tests.fixtures import fixture_bytes
 
@@ -43,14 +42,20 @@ def test_healthy_real_page_and_body() -> None:
 
 
 def test_lifetime_summary_is_the_quantile_of_the_scraped_buckets() -> None:
-    r = poll_result(HEALTHY_128, 200, fixture_bytes(V130))
-    d = derive(r, None, config())
-    assert r.metrics is not None
-    b = r.metrics.histograms["sync_proxy_rules_duration_seconds"][()]
+    """The expected values come from the page by hand, not from the code under test.
+
+    The capture's sync histogram (lines 610-627) holds 3 syncs: 1 in (0.008, 0.016] and 2 in
+    (0.064, 0.128] (cumulative 1 at le=0.064, 3 at le=0.128); _sum 0.209962232. Prometheus's
+    histogram_quantile takes rank = q x count and interpolates linearly inside the bucket
+    that reaches it: p50 rank 1.5 -> 0.064 + 0.064 x (1.5 - 1) / 2 = 0.08; p90 rank 2.7 ->
+    0.064 + 0.064 x 1.7 / 2 = 0.1184; p99 rank 2.97 -> 0.064 + 0.064 x 1.97 / 2 = 0.12704.
+    """
+    d = derive(poll_result(HEALTHY_128, 200, fixture_bytes(V130)), None, config())
     s = next(s for s in d.summaries
              if s.name == "sync_proxy_rules_duration_seconds" and s.window == LIFETIME)
-    assert s.quantiles == tuple((q, quantile(q, b)) for q in (0.5, 0.9, 0.99))
-    assert (s.sum, s.count) == (b.sum, b.count)
+    assert [q for q, _ in s.quantiles] == [0.5, 0.9, 0.99]
+    assert [v for _, v in s.quantiles] == pytest.approx([0.08, 0.1184, 0.12704], rel=1e-12)
+    assert (s.sum, s.count) == (0.209962232, 3.0)
 
 
 def test_queued_change_pending_on_kube_proxys_clock() -> None:
@@ -62,7 +67,11 @@ def test_queued_change_pending_on_kube_proxys_clock() -> None:
     assert d.verdict == "healthy"  # 30 s < 60 s threshold
     d = derive(poll_result(HEALTHY_128, 200, page_with(now - 100, now - 90)), None, config())
     assert d.verdict == "unhealthy" and d.exit_code == 1
-    assert "queued rule change has waited 90.0s" in d.reasons[0]
+    # One poll shows only the newest queued time: the wait is at least 90 s (now − queued)
+    # and at most 100 s (now − last sync), and the text says it is a lower bound.
+    assert "queued rule change has waited ≥ 90.0s" in d.reasons[0]
+    assert d.sync_pending == pytest.approx(90.0, abs=0.01)
+    assert d.sync_pending_max == pytest.approx(100.0, abs=0.01)
 
 
 def test_no_pending_when_synced_after_queue() -> None:

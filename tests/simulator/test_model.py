@@ -7,9 +7,9 @@ import json
 import re
 
 from kpexporter.simulator.bodies import NS
-from kpexporter.simulator.model import NodeConfig, NodeModel
+from kpexporter.simulator.model import FamilyState, NodeConfig, NodeModel, Policy
 from kpexporter.simulator.page import render_metrics
-from kpexporter.simulator.scenarios import SCENARIOS, policy_for
+from kpexporter.simulator.scenarios import DESCRIPTIONS, SCENARIOS, policy_for
 from kpexporter.simulator.versions import Version
 
 T0 = 1_714_040_000 * NS
@@ -227,3 +227,28 @@ def test_switching_scenario_back_to_healthy_recovers() -> None:
     m.set_scenario(policy_for("healthy"), T0 + 201 * S)
     ok = m.probe("/healthz", T0 + 203 * S)
     assert ok is not None and ok.status == 200
+
+
+class _TimedNode(NodeModel):
+    """A node that also lists each sync's duration (the histograms keep only buckets)."""
+
+    def __init__(self, config: NodeConfig, policy: Policy, start_ns: int) -> None:
+        self.durations: list[float] = []
+        super().__init__(config, policy, start_ns)
+
+    def _complete(self, f: FamilyState, end: int, dur_s: float, ok: bool) -> None:
+        self.durations.append(dur_s)
+        super()._complete(f, end, dur_s, ok)
+
+
+def test_slow_sync_keeps_to_the_range_its_description_states() -> None:
+    stated = re.search(r"syncs take ([\d.]+)-([\d.]+) s", DESCRIPTIONS["slow-sync"])
+    assert stated is not None, DESCRIPTIONS["slow-sync"]
+    low, high = float(stated.group(1)), float(stated.group(2))
+    cfg = NodeConfig(version=Version(30), uptime_s=900)
+    m = _TimedNode(cfg, policy_for("slow-sync"), T0)
+    m.durations.clear()  # from the scenario's start: the history before it is the healthy one
+    m.advance(T0 + 6 * 3600 * S)
+    assert len(m.durations) > 1000  # enough draws that a 2-sigma tail would show
+    assert low <= min(m.durations) and max(m.durations) <= high, (min(m.durations),
+                                                                  max(m.durations))
