@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from kpexporter.config.schema import Config, build_config
-from kpexporter.core.poll import EndpointError, PollResult, interpret_healthz, interpret_metrics
-from kpexporter.net.fetch import Fetched
+from kpexporter.core.poll import interpret_healthz, interpret_metrics
+from kpexporter.core.result import EndpointError, PollResult
+from kpexporter.net.fetcher import Fetched
 
 HEALTHY_128 = (b'{"lastUpdated": "2024-06-21 11:08:45.074765635 +0000 UTC m=+80.277574766",'
                b'"currentTime": "2024-06-21 11:08:45.074765635 +0000 UTC m=+80.277574766", '

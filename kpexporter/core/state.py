@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 
 from kpexporter.config.schema import Config, Target
 from kpexporter.core.derive import Derived, HistoryKey, SummaryMemo, derive, oldest_queued
-from kpexporter.core.poll import PollResult
+from kpexporter.core.result import PollResult
+from kpexporter.core.slo_state import SLOState
 from kpexporter.kubeproxy.families import KubeProxyMetrics, LabelSet
 from kpexporter.logs import event
-from kpexporter.net.fetch import HEALTHZ, METRICS, PROXY_MODE
+from kpexporter.promtext.floats import same_number
 from kpexporter.stats.histogram import plausible
 from kpexporter.stats.windows import HistogramHistory
+from kpexporter.vocabulary import ENDPOINTS, PREDECLARED_REASONS, Endpoint, Reason
 
-ENDPOINTS = (HEALTHZ, METRICS, PROXY_MODE)
-KNOWN_REASONS = ("timeout", "connect", "read", "http_status", "parse", "too_large")
+KNOWN_REASONS = PREDECLARED_REASONS
 POLL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_SNAPSHOTS = 4096
 
@@ -49,12 +50,10 @@ class DurationHistogram:
         return out
 
 
-def _same_number(a: float, b: float) -> bool:
-    return a == b or (a != a and b != b)  # NaN (a missing _sum/_count) equals NaN
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class TargetState:
+    """One target's state; compared and hashed by identity (writers key caches by it)."""
+
     target: Target
     horizon: float = 3600.0  # the longest window: how much histogram history to keep
     last: PollResult | None = None
@@ -69,12 +68,12 @@ class TargetState:
     last_success: float | None = None
     version: int = 0
     """Bumped by every change of what ``/metrics`` shows for this target (each ``record``)."""
-    rendered: object = None
-    """The fast renderer's cache for this target (``kpexporter.service.text``); None until then."""
-    _last_problem: str | None = None
+    _last_problems: frozenset[str] = frozenset()  # the kinds logged last (see _log_transitions)
     _rejected: int = 0  # histogram series of the last poll kept out of the windows
     _memo: SummaryMemo = field(default_factory=dict)  # derive's summaries of the last poll
     queued_since: dict[LabelSet, float] = field(default_factory=dict)  # see oldest_queued
+    slo: SLOState | None = None
+    """The SLO counters and windows (``core.slo_state``); created by the first ``record``."""
 
     def __post_init__(self) -> None:
         for e in ENDPOINTS:
@@ -106,7 +105,7 @@ class TargetState:
         m = result.metrics
         if m is not None:
             if m.bad_lines:
-                self.errors[(METRICS, "parse")] += m.bad_lines
+                self.errors[(Endpoint.METRICS, Reason.PARSE)] += m.bad_lines
             if (m.process_start_time is not None and self.process_start is not None
                     and m.process_start_time != self.process_start):
                 event(20, "kube_proxy_restarted", node=self.node,
@@ -114,7 +113,7 @@ class TargetState:
                 self.proxy_mode = None  # re-read: the mode may have changed with the restart
             self.process_start = m.process_start_time
             self._rejected = self._update_histories(result)
-            self.errors[(METRICS, "parse")] += self._rejected
+            self.errors[(Endpoint.METRICS, Reason.PARSE)] += self._rejected
         else:
             self._rejected = 0
         if m is not None:
@@ -122,6 +121,9 @@ class TargetState:
         derived = derive(result, self.histories if m is not None else None, cfg, self.proxy_mode,
                          self._memo, self.queued_since)
         self.last, self.derived = result, derived
+        if self.slo is None:
+            self.slo = SLOState(cfg.slos)
+        self.slo.record(result, derived, cfg.pending_threshold)
         if result.up:
             self.last_success = result.started
         self.version += 1
@@ -142,8 +144,8 @@ class TargetState:
                 # The same buckets as last time passed the check then (the common case).
                 last = hist.latest() if hist is not None else None
                 if (last is None or last.counts != b.counts or last.les != b.les
-                        or not _same_number(last.sum, b.sum)
-                        or not _same_number(last.count, b.count)) and not plausible(b):
+                        or not same_number(last.sum, b.sum)
+                        or not same_number(last.count, b.count)) and not plausible(b):
                     rejected += 1  # the lifetime value shows it as scraped; windows skip it
                     continue
                 if hist is None:
@@ -154,20 +156,33 @@ class TargetState:
         return rejected
 
     def _log_transitions(self, result: PollResult, d: Derived, m: KubeProxyMetrics | None) -> None:
-        """Log when the picture changes, not every poll: a down kube-proxy is one line."""
-        parts = [f"{e.endpoint}/{e.reason}: {e.message}" for e in result.errors]
+        """Log when what is wrong changes, not every poll: a stuck kube-proxy is one line.
+
+        A problem is its kind (an endpoint's failure reason, malformed lines, a 503, a wait
+        over the threshold), never its message: messages carry numbers that change every
+        poll ("waited 61.6s"). One ``poll_problem`` line when the set of kinds changes (a
+        problem starts, or one of several ends), one ``poll_recovered`` when it empties.
+        """
+        found: dict[str, str] = {}
+        for e in result.errors:
+            found.setdefault(f"{e.endpoint}/{e.reason}", f"{e.endpoint}/{e.reason}: {e.message}")
         if m is not None and m.bad_lines:
             first = m.errors[0] if m.errors else ""
-            parts.append(f"metrics/parse: {m.bad_lines} malformed line(s) skipped ({first})")
+            found["metrics/malformed_lines"] = (
+                f"metrics/parse: {m.bad_lines} malformed line(s) skipped ({first})")
         if self._rejected:
-            parts.append(f"metrics/parse: {self._rejected} histogram series with NaN, infinite, "
-                         "negative or decreasing counts kept out of the windows")
-        problem = "; ".join(parts)
-        if d.verdict != "healthy" and not problem:
-            problem = "; ".join(d.reasons)
-        if problem != self._last_problem:
-            if problem:
-                event(30, "poll_problem", node=self.node, verdict=d.verdict, detail=problem)
-            elif self._last_problem is not None:
-                event(20, "poll_recovered", node=self.node, verdict=d.verdict)
-            self._last_problem = problem
+            found["metrics/rejected_series"] = (
+                f"metrics/parse: {self._rejected} histogram series with NaN, infinite, "
+                "negative or decreasing counts kept out of the windows")
+        if d.up:  # when not up, the problems are the endpoint failures already listed
+            for p in d.problems:
+                found.setdefault(p.kind, p.text)
+        kinds = frozenset(found)
+        if kinds == self._last_problems:
+            return
+        if kinds:
+            event(30, "poll_problem", node=self.node, verdict=d.verdict,
+                  problems=",".join(sorted(kinds)), detail="; ".join(found.values()))
+        else:
+            event(20, "poll_recovered", node=self.node, verdict=d.verdict)
+        self._last_problems = kinds

@@ -24,10 +24,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from types import MappingProxyType
 
+from kpexporter.kubeproxy.passthrough import PassFamily, select
+from kpexporter.memo import Memo
 from kpexporter.promtext.exposition import Exposition, LabelSet
+from kpexporter.promtext.floats import format_go_float
 from kpexporter.promtext.gofloat import parse_go_float
 from kpexporter.stats.histogram import Buckets
 
@@ -87,10 +89,14 @@ class KubeProxyMetrics:
     """Carried over from the exposition: lines skipped as malformed."""
     errors: tuple[str, ...]
     """Carried over from the exposition: the first few reasons."""
+    passthrough: tuple[PassFamily, ...] = ()
+    """kube-proxy's own families to re-expose (``passthrough:`` patterns; see
+    :mod:`kpexporter.kubeproxy.passthrough`)."""
 
 
-def extract(exp: Exposition) -> KubeProxyMetrics:
-    """Pick the kube-proxy families out of a read page (pure)."""
+def extract(exp: Exposition, passthrough: tuple[str, ...] = ()) -> KubeProxyMetrics:
+    """Pick the kube-proxy families out of a read page (pure); ``passthrough``: the name
+    patterns of the families to re-expose (read with ``passthrough.reader_prefixes``)."""
     histograms: dict[str, dict[LabelSet, Buckets]] = {}
     for key, family in HISTOGRAMS.items():
         series = _histogram(exp, family)
@@ -109,12 +115,16 @@ def extract(exp: Exposition) -> KubeProxyMetrics:
         process_start_time=process.get(()),
         bad_lines=exp.bad_lines,
         errors=tuple(exp.errors),
+        passthrough=select(exp, passthrough, histograms) if passthrough else (),
     )
 
 
 MAX_LABEL_CHARS = 256
 """A histogram series whose labels (besides ``le``) are longer than this is ignored: kube-proxy
 writes ``ip_family`` at most, and re-exposing megabyte label values would cost every scrape."""
+MAX_LABELS = 4
+"""Likewise a histogram series with more labels than this besides ``le`` (Prometheus's
+``label_limit``): kube-proxy's have one at most (``ip_family``, from 1.33)."""
 
 
 def _histogram(exp: Exposition, family: str) -> dict[LabelSet, Buckets]:
@@ -136,7 +146,7 @@ def _histogram(exp: Exposition, family: str) -> dict[LabelSet, Buckets]:
                 bound = _bound(le)
             except ValueError:
                 continue
-        if sum(len(k) + len(v) for k, v in rest) > MAX_LABEL_CHARS:
+        if len(rest) > MAX_LABELS or sum(len(k) + len(v) for k, v in rest) > MAX_LABEL_CHARS:
             continue  # not kube-proxy's (ip_family at most): never re-exported, never kept
         les, bounds, counts = grouped.setdefault(tuple(rest), ([], [], []))
         les.append(le)
@@ -156,17 +166,13 @@ def _histogram(exp: Exposition, family: str) -> dict[LabelSet, Buckets]:
     }
 
 
-_LE_BOUNDS: dict[str, float] = {}
+_LE_BOUNDS: Memo[str, float] = Memo(4096)
 """``le`` text -> bound: the same few dozen strings on every page, so parse each once."""
 
 
 def _bound(le: str) -> float:
     """Go's ParseFloat of an ``le``, remembered (bounded memo; only speed depends on it)."""
-    bound = parse_go_float(le)
-    if len(_LE_BOUNDS) >= 4096:
-        _LE_BOUNDS.clear()
-    _LE_BOUNDS[le] = bound
-    return bound
+    return _LE_BOUNDS.put(le, parse_go_float(le))
 
 
 def _to_seconds(b: Buckets) -> Buckets:
@@ -176,15 +182,12 @@ def _to_seconds(b: Buckets) -> Buckets:
     for le, bound in zip(b.les, bounds, strict=True):
         text = _SECONDS_LES.get(le)
         if text is None:
-            text = format_go_float(bound)
-            if len(_SECONDS_LES) >= 4096:
-                _SECONDS_LES.clear()
-            _SECONDS_LES[le] = text
+            text = _SECONDS_LES.put(le, format_go_float(bound))
         les.append(text)
     return Buckets(les=tuple(les), bounds=bounds, counts=b.counts, sum=b.sum / 1e6, count=b.count)
 
 
-_SECONDS_LES: dict[str, str] = {}
+_SECONDS_LES: Memo[str, str] = Memo(4096)
 """Microsecond ``le`` text -> the seconds ``le`` text (formatting is slow, pages repeat)."""
 
 
@@ -192,32 +195,3 @@ def _total(exp: Exposition, name: str) -> float | None:
     """Sum of a gauge's series, or None when the page has none."""
     series = exp.samples.get(name)
     return math.fsum(series.values()) if series else None
-
-
-def format_go_float(value: float) -> str:
-    """``value`` as client_golang prints a float: Go's ``%g`` with the shortest digits.
-
-    So a converted bound reads like one kube-proxy would have written (``0.001``, ``16.384``,
-    ``1e+06``, ``+Inf``), and a dashboard's ``le`` matches what a newer kube-proxy exposes.
-    """
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign = "-" if value < 0 else ""
-    # repr gives the shortest digits that round-trip, as Go's precision -1 does.
-    digits_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()[1:]
-    assert isinstance(exponent, int)  # finite by now
-    digits = "".join(map(str, digits_tuple))
-    point = exponent + len(digits)  # value = 0.DIGITS x 10**point
-    exp10 = point - 1
-    if exp10 < -4 or exp10 >= 6:  # Go: %e when the exponent is < -4 or >= 6 (shortest mode)
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{mantissa}e{'+' if exp10 >= 0 else '-'}{abs(exp10):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return f"{sign}{digits}{'0' * (point - len(digits))}"
-    return f"{sign}{digits[:point]}.{digits[point:]}"
