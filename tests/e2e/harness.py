@@ -12,6 +12,8 @@ subprocesses, so a test reads top to bottom and pytest's event loop is never inv
 - :class:`ExporterProcess` — ``python -m kpexporter serve ...`` with its output in files.
 - :class:`SimulatorProcess` — ``python -m kpexporter simulate --nodes N`` on a block of
   consecutive ports, each node's scenario switchable through its HTTP control endpoint.
+- :class:`AlertmanagerProcess` — Debian's ``prometheus-alertmanager`` on a free port with a
+  given config (clustering off), its v2 API's active alerts as a Python call.
 
 Why subprocesses for the simulator and the exporter (not in-process): they are what users run,
 each has its own event loop, and a crash shows up as an exit code and a log, not as a hang of
@@ -46,8 +48,10 @@ import httpx
 import yaml
 
 __all__ = [
+    "ALERTMANAGER_BIN",
     "LOOPBACK",
     "PROMETHEUS_BIN",
+    "AlertmanagerProcess",
     "ExporterProcess",
     "HarnessError",
     "PrometheusQueryError",
@@ -57,6 +61,7 @@ __all__ = [
     "SimNodeHandle",
     "SimulatorProcess",
     "TlsSettings",
+    "alertmanager_binary",
     "free_port",
     "free_port_block",
     "prometheus_binary",
@@ -66,6 +71,8 @@ __all__ = [
 
 LOOPBACK = "127.0.0.1"
 PROMETHEUS_BIN = os.environ.get("KPEXPORTER_E2E_PROMETHEUS", "/usr/bin/prometheus")
+ALERTMANAGER_BIN = os.environ.get("KPEXPORTER_E2E_ALERTMANAGER",
+                                  "/usr/bin/prometheus-alertmanager")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 Sample = dict[str, Any]
@@ -93,6 +100,14 @@ def prometheus_binary() -> str | None:
     """The Prometheus server executable, or None when it is not installed."""
     if os.access(PROMETHEUS_BIN, os.X_OK):
         return PROMETHEUS_BIN
+    return None
+
+
+def alertmanager_binary() -> str | None:
+    """The Alertmanager executable (Debian's ``prometheus-alertmanager``), or None."""
+    for candidate in (ALERTMANAGER_BIN, shutil.which("alertmanager")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
     return None
 
 
@@ -360,6 +375,7 @@ class PrometheusServer:
         self.sd_dir = workdir / "file_sd"
         self.data_dir = workdir / "data"
         self.port: int | None = None
+        self._argv: list[str] = []
         self._process = _Process("prometheus", workdir)
         self._sd_groups: dict[str, list[dict[str, Any]]] = {}
         self._client = httpx.Client(timeout=10.0)
@@ -390,6 +406,7 @@ class PrometheusServer:
                 "--log.level=info",
                 *self.extra_args,
             ]
+            self._argv = argv
             self._process._spawn(argv, _child_env())
             if _wait_until(self._ready_or_dead, timeout * timeout_scale(), 0.1):
                 if self._process.running():
@@ -400,6 +417,16 @@ class PrometheusServer:
         log = self._process.describe()
         self.stop()
         raise HarnessError(f"Prometheus did not become ready:\n{log}")
+
+    def restart(self, down: float = 0.0, timeout: float = 60.0) -> None:
+        """Stop, stay down ``down`` seconds, start again on the same port with the same data
+        (a receiver restart, as a remote-write sender sees it)."""
+        self._process.terminate()
+        time.sleep(down)
+        self._process._spawn(self._argv, _child_env())
+        if not (_wait_until(self._ready_or_dead, timeout * timeout_scale(), 0.1)
+                and self._process.running()):
+            raise HarnessError(f"Prometheus did not come back:\n{self._process.describe()}")
 
     def _ready_or_dead(self) -> bool:
         if not self._process.running():
@@ -940,3 +967,85 @@ class SimulatorProcess:
     def stop(self, grace: float = 10.0) -> int | None:
         return self._process.terminate(grace, signal.SIGINT)
 
+
+# ---------------------------------------------------------------------------- alertmanager
+
+class AlertmanagerProcess:
+    """A real Alertmanager on a free loopback port, with ``config`` (a dict) as its config.
+
+    Clustering is switched off (``--cluster.listen-address=``): a lone test instance must not
+    bind 9094 or gossip. Use as a context manager or call :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(self, workdir: Path, config: Mapping[str, Any], *,
+                 binary: str | None = None) -> None:
+        self.workdir = workdir
+        self.config = dict(config)
+        self.binary = binary or alertmanager_binary() or ALERTMANAGER_BIN
+        self.config_path = workdir / "alertmanager.yml"
+        self.port: int | None = None
+        self._process = _Process("alertmanager", workdir)
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT``: what Prometheus's ``alerting.alertmanagers`` targets."""
+        if self.port is None:
+            raise HarnessError("Alertmanager is not started")
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def start(self, timeout: float = 60.0) -> AlertmanagerProcess:
+        """Write the config, start, wait for ``/-/ready`` (retries a lost port)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False),
+                                    encoding="utf-8")
+        for _attempt in range(3):
+            self.port = free_port()
+            argv = [self.binary, f"--config.file={self.config_path}",
+                    f"--storage.path={self.workdir / 'am-data'}",
+                    f"--web.listen-address={self.address}", "--cluster.listen-address=",
+                    "--log.level=info"]
+            self._process._spawn(argv, _child_env())
+
+            def ready() -> bool:
+                if not self._process.running():
+                    return True
+                try:
+                    return httpx.get(f"{self.url}/-/ready", timeout=2.0).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            if _wait_until(ready, timeout * timeout_scale(), 0.1):
+                if self._process.running():
+                    return self
+                if "address already in use" in self._process.log_text():
+                    continue
+            break
+        log = self._process.describe()
+        self.stop()
+        raise HarnessError(f"Alertmanager did not become ready:\n{log}")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """``/api/v2/alerts``: the alerts Alertmanager holds now (each with ``labels``)."""
+        r = httpx.get(f"{self.url}/api/v2/alerts", timeout=5.0)
+        r.raise_for_status()
+        found: list[dict[str, Any]] = r.json()
+        return found
+
+    def log_text(self) -> str:
+        return self._process.log_text()
+
+    def describe(self) -> str:
+        return self._process.describe()
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        return self._process.terminate(grace)
+
+    def __enter__(self) -> AlertmanagerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

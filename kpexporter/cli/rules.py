@@ -1,0 +1,61 @@
+"""``kpexporter rules``: render the Prometheus rule files from the exporter's own config.
+
+The same file the exporter reads (thresholds, windows, objectives, ``alerting:``), so a user
+who changes an objective regenerates rules that agree with the exporter. The committed
+``alerts/*.yaml`` are this command's output for the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from kpexporter.cli.errors import UsageError
+from kpexporter.config.schema import build_config
+from kpexporter.rules.render import render, render_one
+
+
+def add_rules_parser(sub: Any) -> None:
+    """Register the ``rules`` subcommand on the CLI's subparsers."""
+    p = sub.add_parser(
+        "rules", help="render the Prometheus alerting and recording rules",
+        description="Render the Prometheus rule files (alerts and recording rules) from the "
+        "config the exporter reads: thresholds, windows, SLO objectives and the alerting: "
+        "section. Without -o, every group is printed as one rule file.")
+    p.add_argument("--config", metavar="FILE", help="YAML config file (as for serve)")
+    p.add_argument("-o", "--output-dir", metavar="DIR", help="write one file per rule "
+                   "group set into DIR (created if missing) instead of printing")
+
+
+def _write(directory: Path, files: dict[str, str]) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            tmp = directory / f".{name}.tmp"
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(directory / name)  # a reloading Prometheus never reads half a file
+    except OSError as e:
+        raise UsageError(f"-o {directory}: cannot write: {e.strerror or e}") from None
+
+
+async def _done(directory: Path | None, files: dict[str, str], one: str) -> int:
+    if directory is None:
+        sys.stdout.write(one)
+        return 0
+    _write(directory, files)
+    for name in files:
+        print(directory / name)
+    return 0
+
+
+def prepare_rules(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
+    """Read the config and render everything now, so a bad config exits 64 before output."""
+    path = Path(args.config) if args.config else None
+    cfg = build_config(path, os.environ, {})
+    source = "the default config" if path is None else f"--config {path.name}"
+    directory = Path(args.output_dir) if args.output_dir else None
+    return _done(directory, render(cfg, source), render_one(cfg, source))
