@@ -26,7 +26,7 @@ import math
 import random
 from dataclasses import dataclass, field, replace
 
-from kpexporter.simulator import bodies
+import kpexporter.simulator.bodies as bodies
 from kpexporter.simulator.bodies import NS, FamilyHealth, GoTime
 from kpexporter.simulator.versions import Version
 
