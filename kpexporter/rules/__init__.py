@@ -1,0 +1,1 @@
+"""Prometheus alerting and recording rules for kube-proxy, rendered from the config."""
