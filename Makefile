@@ -8,7 +8,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help demo test lint typecheck unit e2e check-metrics bench fuzz soak clean deps promtool
+.PHONY: help demo test lint typecheck unit e2e check-metrics bench fuzz soak clean deps promtool \
+        lint-deploy lock rules dashboards
 
 help:
 	@echo "make demo    run the exporter against the built-in simulated kube-proxy"
@@ -57,7 +58,31 @@ unit: deps promtool
 e2e: deps promtool
 	$(BIN)/pytest -q -p no:cacheprovider -m e2e
 
-test: deps promtool lint typecheck
+# checkov has many dependencies of its own: it lives in its own virtualenv.
+CHECKOV_VENV ?= .venv-checkov
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==3.3.30'
+	touch $@
+
+lint-deploy: deps $(CHECKOV_VENV)/.installed
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov sh deploy/checkov.sh
+
+# The image's lock file (hashes), from pyproject.toml and deploy/image/requirements.in.
+lock: deps
+	$(BIN)/uv pip compile pyproject.toml deploy/image/requirements.in --extra kubernetes \
+	  --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --custom-compile-command "make lock" -o requirements.lock
+
+# Re-render the committed rules, dashboards and the manifests generated from them (defaults).
+rules: deps
+	$(BIN)/kpexporter rules -o alerts
+	promtool check rules alerts/*.yaml && promtool test rules alerts/tests/*.yaml
+dashboards: deps
+	$(BIN)/kpexporter dashboards -o dashboards
+	$(BIN)/python deploy/kubernetes/generate.py
+
+test: deps promtool lint typecheck lint-deploy
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: deps

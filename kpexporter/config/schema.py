@@ -38,6 +38,7 @@ import yaml
 from kpexporter.config import values as v
 from kpexporter.config.alerting import DEFAULT_ALERTING, AlertingConfig, parse_alerting
 from kpexporter.config.remote_write import RemoteWrite, parse_remote_write
+from kpexporter.config.shard import Shard, parse_shard
 from kpexporter.config.slos import DEFAULT_SLOS, SLOConfig, parse_slos
 from kpexporter.config.values import NodeDiscovery, Target, Window
 
@@ -158,6 +159,10 @@ class Config:
         (), v.targets, "multi-target mode: a list of {node, healthz_url, metrics_url}",
         key="targets", env=False, default_text="the one local kube-proxy")
     concurrency: int = setting(64, v.positive_int, "polls in flight at most")
+    shard: Shard | None = setting(
+        None, parse_shard, "poll only the targets (listed or discovered) whose node name "
+        "hashes to shard I of N; POD/N takes I from a StatefulSet pod name's -<ordinal>",
+        flag="--shard", commands=SERVE, metavar="I/N", default_text="none: every target")
     discovery: NodeDiscovery | None = setting(
         None, v.discovery, "poll every Node's kube-proxy, listed from the Kubernetes API "
         "(needs kpexporter[kubernetes]); the value is `kubernetes`, or in the file "
