@@ -9,6 +9,10 @@ Events per SLO (``kpexporter.config.slos``):
 - ``network_programming_latency``: the same from ``kubeproxy_network_programming_duration_seconds``.
 - ``availability``: one event per poll, good when ``/healthz`` answered 200 and no queued
   change had waited past ``pending_threshold``. A poll that reached nothing is a bad event.
+  A node being drained (503 with ``nodeEligible: false``, 1.28+) is no event at all: kube-proxy
+  says so on purpose to take the node out of load balancers, it is not a fault (the alerts stay
+  silent for it too), and counting it would burn the budget on every cluster upgrade. A queued
+  change waiting past the threshold on a draining node is still a bad event.
 
 The counters are :class:`~kpexporter.stats.slo.ContinuousCounter` (restart-proof), their
 history an :class:`~kpexporter.stats.slo.EventHistory` bounded by the longest SLO window; the
@@ -136,10 +140,11 @@ class SLOState:
             one = self._slos[slo.name]
             if slo.name == AVAILABILITY:
                 pending = derived.sync_pending
-                ok = derived.healthz_healthy and not (
-                    pending is not None and pending > pending_threshold)
-                one.good.add(1.0 if ok else 0.0)
-                one.total.add(1.0)
+                stuck = pending is not None and pending > pending_threshold
+                draining = (derived.healthz_status == 503 and derived.node_eligible is False)
+                if not draining or stuck:
+                    one.good.add(1.0 if derived.healthz_healthy and not stuck else 0.0)
+                    one.total.add(1.0)
             elif result.metrics is not None and slo.threshold is not None:
                 series = result.metrics.histograms.get(_HISTOGRAM_KEY[slo.name], {})
                 good, total = latency_events(series, slo.threshold)

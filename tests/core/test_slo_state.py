@@ -40,8 +40,12 @@ def page(counts: dict[str, tuple[int, int]], family: str = SYNC, le: str = "1.02
     return ("\n".join(lines) + "\n").encode()
 
 
-def poll(body: bytes | None, t: float, status: int = 200) -> PollResult:
-    h = parse_healthz(HEALTHY_128, 200) if status else None
+DRAINING_128 = HEALTHY_128.replace(b'"nodeEligible": true', b'"nodeEligible": false')
+
+
+def poll(body: bytes | None, t: float, status: int = 200, healthz: bytes = HEALTHY_128
+         ) -> PollResult:
+    h = parse_healthz(healthz, status) if status else None
     m = extract(read_exposition(body)) if body is not None else None
     errors = () if m is not None else (
         EndpointError(Endpoint.METRICS, Reason.CONNECT, "refused"),)
@@ -119,6 +123,21 @@ def test_availability_counts_polls_good_when_200_and_nothing_waits() -> None:
     assert (v.good_total, v.events_total) == (10.0, 12.0)
     w = v.windows[0]
     assert w.total == 11.0 and w.sli == 9 / 11  # 12 polls, the first is the window's start
+
+
+def test_a_draining_node_is_no_availability_event_unless_a_change_waits() -> None:
+    """503 with nodeEligible false is kube-proxy taking the node out on purpose, not a fault."""
+    t = HEALTHY_128_NOW
+    queued = (b"kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds %d\n"
+              b"kubeproxy_sync_proxy_rules_last_timestamp_seconds %d\n")
+    polls = [poll(page({"": (1, 1)}), t + i) for i in range(3)]
+    polls += [poll(page({"": (1, 1)}), t + 3 + i, 503, DRAINING_128) for i in range(5)]
+    polls.append(poll(page({"": (1, 1)}) + queued % (t - 120, t - 200), t + 9, 503,
+                      DRAINING_128))  # draining, and a change waited 120 s: still bad
+    polls.append(poll(page({"": (1, 1)}), t + 10, 503,
+                      HEALTHY_128.replace(b', "nodeEligible": true', b"")))  # a plain 503
+    v = run(polls)["availability"]
+    assert (v.good_total, v.events_total) == (3.0, 5.0)
 
 
 def test_nan_below_min_events_and_disabled_slos_absent() -> None:
