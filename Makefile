@@ -8,8 +8,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help demo test lint typecheck unit e2e check-metrics bench fuzz soak clean deps promtool \
-        lint-deploy lock rules dashboards
+.PHONY: help demo test lint typecheck unit e2e check-metrics bench fuzz soak clean deps promtool
+.PHONY: lint-deploy lock rules dashboards
 
 help:
 	@echo "make demo    run the exporter against the built-in simulated kube-proxy"
