@@ -15,6 +15,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from kpexporter.cli.artifacts import write_files
 from kpexporter.cli.errors import UsageError
 from kpexporter.config.schema import build_config
 
@@ -34,26 +35,12 @@ def add_dashboards_parser(sub: Any) -> None:
                    "dashboard into DIR (created if missing) instead of printing")
 
 
-def _write(directory: Path, files: dict[str, str]) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            tmp = directory / f".{name}.tmp"
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(directory / name)  # a provisioning Grafana never reads half a file
-    except OSError as e:
-        raise UsageError(f"-o {directory}: cannot write: {e.strerror or e}") from None
-
-
 async def _done(directory: Path | None, files: dict[str, str]) -> int:
     if directory is None:
         sys.stdout.write("{\n" + ",\n".join(
             f'"{name}": {text.rstrip()}' for name, text in files.items()) + "\n}\n")
         return 0
-    _write(directory, files)
-    for name in files:
-        print(directory / name)
-    return 0
+    return write_files(directory, files)
 
 
 def prepare_dashboards(args: argparse.Namespace) -> Coroutine[Any, Any, int]:

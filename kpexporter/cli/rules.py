@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from kpexporter.cli.errors import UsageError
+from kpexporter.cli.artifacts import write_files
 from kpexporter.config.schema import build_config
 from kpexporter.rules.render import render, render_one
 
@@ -31,25 +31,11 @@ def add_rules_parser(sub: Any) -> None:
                    "group set into DIR (created if missing) instead of printing")
 
 
-def _write(directory: Path, files: dict[str, str]) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            tmp = directory / f".{name}.tmp"
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(directory / name)  # a reloading Prometheus never reads half a file
-    except OSError as e:
-        raise UsageError(f"-o {directory}: cannot write: {e.strerror or e}") from None
-
-
 async def _done(directory: Path | None, files: dict[str, str], one: str) -> int:
     if directory is None:
         sys.stdout.write(one)
         return 0
-    _write(directory, files)
-    for name in files:
-        print(directory / name)
-    return 0
+    return write_files(directory, files)
 
 
 def prepare_rules(args: argparse.Namespace) -> Coroutine[Any, Any, int]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kpexporter.config.durations import format_duration, parse_duration
+from kpexporter.config.values import Window, windows
 
 SYNC_LATENCY = "sync_latency"
 NETWORK_PROGRAMMING_LATENCY = "network_programming_latency"
@@ -38,6 +39,9 @@ NETWORK_PROGRAMMING_BOUNDS: tuple[float, ...] = (
     0.0, 0.25, 0.5, *map(float, range(1, 60)), *map(float, range(60, 120, 5)),
     *map(float, range(120, 301, 30)))
 """kube-proxy's network-programming histogram bounds (pkg/proxy/metrics)."""
+
+SLOWindow = Window
+"""An SLO window: the same canonical ``(name, seconds)`` pair as a quantile window."""
 
 SOURCE_HISTOGRAM = {
     SYNC_LATENCY: "kubeproxy_sync_proxy_rules_duration_seconds",
@@ -59,12 +63,6 @@ class SLO:
         return 1.0 - self.objective
 
 
-@dataclass(frozen=True, slots=True)
-class SLOWindow:
-    name: str  # canonical (``5m``), the ``window`` label
-    seconds: float
-
-
 def _default_slos() -> tuple[SLO, ...]:
     return (SLO(SYNC_LATENCY, 0.99, 1.024), SLO(NETWORK_PROGRAMMING_LATENCY, 0.99, 30.0),
             SLO(AVAILABILITY, 0.999))
@@ -76,7 +74,7 @@ class SLOConfig:
     windows: tuple[SLOWindow, ...] = (SLOWindow("5m", 300.0), SLOWindow("30m", 1800.0),
                                       SLOWindow("1h", 3600.0), SLOWindow("6h", 21600.0))
     min_events: int = 10
-    period: SLOWindow = SLOWindow("30d", 2592000.0)
+    period: SLOWindow = field(default_factory=lambda: SLOWindow("30d", 2592000.0))
 
     @property
     def enabled(self) -> tuple[SLO, ...]:
@@ -132,20 +130,6 @@ def _threshold(name: str, raw: Any) -> float:
                      f"(nearest: {near})")
 
 
-def _windows(raw: Any) -> tuple[SLOWindow, ...]:
-    items = raw.split(",") if isinstance(raw, str) else raw
-    if not isinstance(items, list | tuple) or not items:
-        raise ValueError("must be a non-empty list of durations such as [5m, 1h]")
-    out: dict[str, SLOWindow] = {}
-    for item in items:
-        secs = parse_duration(str(item).strip())
-        name = format_duration(secs)
-        if name in out:
-            raise ValueError(f"duplicate window {item!r}")
-        out[name] = SLOWindow(name, secs)
-    return tuple(sorted(out.values(), key=lambda w: w.seconds))
-
-
 def _one_slo(name: str, raw: Any, default: SLO) -> SLO:
     if raw is None:
         return replace(default, enabled=False)
@@ -186,7 +170,7 @@ def parse_slos(raw: Any) -> SLOConfig:
             raise ValueError(f"{key}: unknown key (known: {', '.join(_TOP_KEYS)})")
         try:
             if key == "windows":
-                cfg = replace(cfg, windows=_windows(value))
+                cfg = replace(cfg, windows=windows(value))
             elif key == "min_events":
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ValueError(f"must be a positive integer, got {value!r}")
