@@ -23,9 +23,9 @@ import asyncio
 import gc
 import time
 
-from _common import busy_page, cores, fixture, median, pin_self, static_kube_proxy
 from prometheus_client.parser import text_string_to_metric_families
 
+from _common import busy_page, cores, fixture, median, pin_self, static_kube_proxy
 from kpexporter.config.schema import build_config
 from kpexporter.service.poller import Poller
 

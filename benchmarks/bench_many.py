@@ -9,12 +9,20 @@ Run from the repository root::
   kube-proxies on consecutive loopback addresses 127.X.0.1, 127.X.0.2, ... (X picked free),
   pinned to the second core when there is one.
 - ``kpexporter serve`` with a config file listing the N targets, pinned to the first core.
-- After the first round of polls and one more interval, every interval for ``--rounds``
-  intervals: the exporter's CPU over that interval (/proc, user+system, including one scrape),
-  then one scrape of ``/metrics`` as Prometheus does it (``Accept-Encoding: gzip``), timed.
-  From the page: each node's ``kpexporter_last_success_timestamp_seconds`` (the start of its
-  last good poll; a node polled every interval is never more than one interval behind) and the
-  polls counted since the previous scrape.
+- After the first round of polls and one more interval, Prometheus's per-node scrapes start:
+  every node's ``/metrics?node=NAME`` once per ``--scrape-interval`` (default: 0.9 × the poll
+  interval, so that every node is scraped within every round), spread evenly, from 48
+  keep-alive connections (``Accept-Encoding: gzip``); each answer's
+  ``kpexporter_last_success_timestamp_seconds`` (the start of the node's last good poll) is
+  its poll age. Then for ``--rounds`` intervals: the exporter's CPU over the interval
+  (/proc, user+system) and that round's per-node answers: a node *polled every interval*
+  answered with a poll at most one interval (+1 s) old, and none of its answers was older.
+- Last, one scrape of the whole ``/metrics`` of each exporter, timed, with each node's poll
+  age at that instant (the baseline: the way it was scraped before per-node scrapes).
+- ``--shards S``: S exporter processes, ``--shard I/S`` each, on the same target list (the
+  first core); each node must be on exactly one shard's page, polled within the interval, and
+  each per-node scrape goes to the shard that polls the node (``service.sharding.shard_of``,
+  what the sharded overlay's ``hashmod`` computes).
 
 The baseline beside each figure is the goal: every node polled each interval, ``/metrics`` in
 under 1 s, one core. ``targets per core`` extrapolates the measured CPU share linearly.
@@ -25,16 +33,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import http.client
 import ipaddress
 import random
 import re
 import socket
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 from _common import Child, cores, pin_self, pinned, process_cpu, process_rss_mb, wait_for
+from kpexporter.service.sharding import shard_of
 
 _LAST = re.compile(rb'^kpexporter_last_success_timestamp_seconds\{node="([^"]+)"\} (\S+)$', re.M)
 _UP = re.compile(rb'^kpexporter_up\{node="[^"]+"\} 1\.0$', re.M)
@@ -68,8 +80,76 @@ def scrape(port: int) -> tuple[float, bytes]:
     return time.perf_counter() - t, data
 
 
+class NodeScrapes:
+    """Prometheus scraping every node as its own target: ``/metrics?node=NAME`` of each node
+    once per ``period`` seconds, at evenly spread times, from ``conns`` keep-alive
+    connections (threads), each answer's poll age noted."""
+
+    def __init__(self, ports: dict[str, int], period: float, conns: int = 48) -> None:
+        self.ports, self.period, self.conns = ports, period, conns
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.samples: list[tuple[str, float, float, int, float]] = []  # node, at, s, bytes, age
+        self.errors = 0
+        self.threads = [threading.Thread(target=self._run, args=(k,), daemon=True)
+                        for k in range(conns)]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
+
+    def take(self) -> list[tuple[str, float, float, int, float]]:
+        with self.lock:
+            out, self.samples = self.samples, []
+        return out
+
+    def _run(self, k: int) -> None:
+        names = sorted(self.ports)[k::self.conns]
+        random.Random(k).shuffle(names)
+        gap = self.period / max(len(names), 1)
+        conns: dict[int, http.client.HTTPConnection] = {}
+        next_at = time.monotonic() + random.Random(k).uniform(0, gap)
+        while not self.stop.is_set():
+            for node in names:
+                delay = next_at - time.monotonic()
+                if delay > 0 and self.stop.wait(delay):
+                    return
+                next_at = max(next_at + gap, time.monotonic() - self.period)
+                port = self.ports[node]
+                conn = conns.get(port)
+                if conn is None:
+                    conn = conns[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                t = time.perf_counter()
+                try:
+                    conn.request("GET", f"/metrics?node={quote(node)}",
+                                 headers={"Accept-Encoding": "gzip"})
+                    r = conn.getresponse()
+                    body = r.read()
+                    took = time.perf_counter() - t
+                    now = time.time()
+                    page = gzip.decompress(body) if r.getheader("Content-Encoding") == "gzip" \
+                        else body
+                    m = _LAST.search(page) if r.status == 200 else None
+                    age = now - float(m.group(2)) if m else float("inf")
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conns.pop(port, None)
+                    with self.lock:
+                        self.errors += 1
+                    continue
+                with self.lock:
+                    self.samples.append((node, now, took, len(body), age))
+
+
 def run(nodes: int = 5000, interval: float = 15.0, rounds: int = 3,
-        scenario: str = "churn", verbose: bool = True) -> dict[str, float]:
+        scenario: str = "churn", verbose: bool = True, shards: int = 1,
+        node_scrapes: bool = True, scrape_interval: float | None = None,
+        concurrency: int = 64) -> dict[str, float]:
     cs = cores()
     exporter_core, sim_core = (cs[0], cs[1]) if len(cs) > 1 else (None, None)
     pin_self(sim_core)  # this process (scrapes, regexes) stays off the exporter's core
@@ -79,7 +159,8 @@ def run(nodes: int = 5000, interval: float = 15.0, rounds: int = 3,
     sim = Child([*pinned(sim_core), py, "-m", "kpexporter", "simulate", "--nodes", str(nodes),
                  "--spread", "addresses", "--host", str(first), "--scenario", scenario],
                 log=work / "simulator.log")
-    exporter: Child | None = None
+    exporters: list[Child] = []
+    scrapes: NodeScrapes | None = None
     try:
         t0 = time.monotonic()
         while not sim.line(300).startswith("metrics:"):
@@ -87,66 +168,117 @@ def run(nodes: int = 5000, interval: float = 15.0, rounds: int = 3,
         started = time.monotonic() - t0
         cfg = work / "targets.yaml"
         with cfg.open("w") as f:
-            f.write(f"interval: {interval}\nlog_level: warning\ntargets:\n")
+            f.write(f"interval: {interval}\nlog_level: warning\nconcurrency: {concurrency}\n"
+                    "targets:\n")
             for i in range(nodes):
                 h = first + i
                 f.write(f"  - {{node: node-{i}, healthz_url: 'http://{h}:10256/healthz', "
                         f"metrics_url: 'http://{h}:10249/metrics'}}\n")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        exporter = Child([*pinned(exporter_core), py, "-m", "kpexporter", "serve", "--config",
-                          str(cfg), "--listen", f"127.0.0.1:{port}"], stdout=None,
-                         log=work / "exporter.log")
+        ports = []
+        for i in range(shards):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                ports.append(s.getsockname()[1])
+            shard = ["--shard", f"{i}/{shards}"] if shards > 1 else []
+            exporters.append(Child([*pinned(exporter_core), py, "-m", "kpexporter", "serve",
+                                    "--config", str(cfg), "--listen", f"127.0.0.1:{ports[i]}",
+                                    *shard], stdout=None, log=work / f"exporter-{i}.log"))
 
-        def ready() -> bool:
+        def ready(port: int) -> bool:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
                 return bool(r.status == 200)
 
-        wait_for(ready, 3 * interval + 60, "exporter /readyz")
+        for port in ports:
+            wait_for(lambda port=port: ready(port), 3 * interval + 60, "exporter /readyz")
         if verbose:
-            print(f"  simulator up in {started:.1f}s; exporter ready (every node polled once)")
+            print(f"  simulator up in {started:.1f}s; {shards} exporter(s) ready (every node "
+                  "polled once)")
         time.sleep(interval)  # one more interval: memos warm, /proxyMode read everywhere
-        scraped: list[tuple[float, float, float, float, float, float, bytes]] = []
-        for _ in range(rounds):  # measure now, read the pages afterwards (not on the sim's core)
-            cpu0, sim0, t_start = process_cpu(exporter.pid), process_cpu(sim.pid), \
-                time.monotonic()
-            time.sleep(max(0.0, interval - 0.05))
-            now = time.time()  # the page shows the polls that started before this
-            seconds, zipped = scrape(port)
-            cpu, sim_cpu = process_cpu(exporter.pid) - cpu0, process_cpu(sim.pid) - sim0
-            scraped.append((now, cpu, sim_cpu, time.monotonic() - t_start, seconds,
-                            process_rss_mb(exporter.pid), zipped))
+        if node_scrapes:
+            scrapes = NodeScrapes({f"node-{i}": ports[shard_of(f"node-{i}", shards)]
+                                   if shards > 1 else ports[0] for i in range(nodes)},
+                                  scrape_interval or 0.9 * interval)
+            scrapes.start()
+            time.sleep(interval)  # the scrapes at their pace first
+            scrapes.take()
         rows: list[dict[str, float]] = []
-        for r, (now, cpu, sim_cpu, span, seconds, rss, zipped) in enumerate(scraped):
-            page = gzip.decompress(zipped)
-            lag = [now - float(v) for _, v in _LAST.findall(page)]
-            behind = sum(1 for x in lag if x > interval + 1.0)
-            row = {"polled": nodes - behind, "max_lag": max(lag, default=float("nan")),
-                   "up": len(_UP.findall(page)), "cpu": cpu, "sim_cpu": sim_cpu, "span": span,
-                   "scrape": seconds, "bytes": len(page), "gzip": len(zipped), "rss": rss}
+        for r in range(rounds):
+            cpu0 = sum(process_cpu(e.pid) for e in exporters)
+            sim0, t_start = process_cpu(sim.pid), time.monotonic()
+            time.sleep(interval)
+            cpu = sum(process_cpu(e.pid) for e in exporters) - cpu0
+            sim_cpu, span = process_cpu(sim.pid) - sim0, time.monotonic() - t_start
+            per_node = scrapes.take() if scrapes else []
+            stale = {n for n, _, _, _, age in per_node if age > interval + 1.0}
+            fresh = {n for n, _, _, _, _ in per_node} - stale
+            row = {"cpu": cpu, "sim_cpu": sim_cpu, "span": span,
+                   "rss": sum(process_rss_mb(e.pid) for e in exporters),
+                   "node_scrapes": len(per_node), "node_fresh": len(fresh),
+                   "node_late": sum(1 for x in per_node if x[4] > interval + 1.0),
+                   "node_p50": _pct([x[2] for x in per_node], 0.5),
+                   "node_p99": _pct([x[2] for x in per_node], 0.99),
+                   "node_max_age": max((x[4] for x in per_node), default=float("nan")),
+                   "node_bytes": _pct([float(x[3]) for x in per_node], 0.5)}
             rows.append(row)
             if verbose:
-                print(f"  round {r + 1}: {row['polled']:.0f}/{nodes} nodes polled within the "
-                      f"interval (max {row['max_lag']:.1f}s ago), up {row['up']:.0f}, "
-                      f"exporter CPU {cpu:.2f}s of {span:.1f}s ({cpu / span:.0%}), scrape "
-                      f"{seconds * 1e3:.0f} ms ({len(page) / 1e6:.1f} MB, "
-                      f"{len(zipped) / 1e6:.1f} MB gzip), RSS {rss:.0f} MB; simulator CPU "
-                      f"{sim_cpu / span:.0%}")
+                print(f"  round {r + 1}: exporter CPU {cpu:.2f}s of {span:.1f}s "
+                      f"({cpu / span:.0%}), RSS {row['rss']:.0f} MB; simulator CPU "
+                      f"{sim_cpu / span:.0%}; {len(per_node)} per-node scrapes: "
+                      f"{len(fresh)}/{nodes} nodes answered with a poll at most one interval "
+                      f"old, {row['node_late']:.0f} older (max {row['node_max_age']:.1f}s); "
+                      f"median {row['node_p50'] * 1e3:.1f} ms, p99 {row['node_p99'] * 1e3:.1f}"
+                      f" ms, {row['node_bytes'] / 1e3:.1f} kB gzip")
+        # Last, the whole page of each exporter once, as a Prometheus scraping /metrics would:
+        # every node on exactly one page, its last poll at most one interval old.
+        now = time.time()
+        timed = [scrape(port) for port in ports]
+        pages = [gzip.decompress(z) for _, z in timed]
+        seen: dict[str, int] = {}
+        lag = []
+        for page in pages:
+            for node, v in _LAST.findall(page):
+                seen[node.decode()] = seen.get(node.decode(), 0) + 1
+                lag.append(now - float(v))
+        full = {"polled": len(seen) - sum(1 for x in lag if x > interval + 1.0),
+                "max_lag": max(lag, default=float("nan")),
+                "twice": sum(1 for c in seen.values() if c > 1),
+                "up": sum(len(_UP.findall(p)) for p in pages),
+                "scrape": max(t for t, _ in timed), "bytes": sum(map(len, pages)),
+                "gzip": sum(len(z) for _, z in timed)}
+        if verbose:
+            print(f"  whole page{'s' if shards > 1 else ''}: {full['polled']:.0f}/{nodes} nodes "
+                  f"polled within the interval (max {full['max_lag']:.1f}s ago), "
+                  f"{full['twice']:.0f} on two pages, up {full['up']:.0f}; scrape "
+                  f"{full['scrape'] * 1e3:.0f} ms ({full['bytes'] / 1e6:.1f} MB, "
+                  f"{full['gzip'] / 1e6:.1f} MB gzip)")
         med = {k: sorted(r[k] for r in rows)[len(rows) // 2] for k in rows[0]}
         med["nodes"] = nodes
         med["interval"] = interval
+        med["shards"] = shards
         med["cpu_share"] = med["cpu"] / med["span"]
-        med["min_polled"] = min(r["polled"] for r in rows)
+        med["min_polled"] = min(r["node_fresh"] for r in rows) if scrapes else full["polled"]
+        med["max_node_late"] = max(r["node_late"] for r in rows)
+        med["node_errors"] = scrapes.errors if scrapes else 0
+        med.update({f"full_{k}": v for k, v in full.items()})
+        med["max_twice"] = full["twice"]
         return med
     finally:
-        if exporter is not None:
-            exporter.stop()
+        if scrapes is not None:
+            scrapes.close()
+        for e in exporters:
+            e.stop()
         sim.stop()
         with contextlib.suppress(OSError):
             for p in work.iterdir():
                 p.unlink()
             work.rmdir()
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def main() -> None:
@@ -156,12 +288,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenario", default="churn", help="simulator scenario (churn: new "
                         "observations in every histogram between two polls)")
+    parser.add_argument("--shards", type=int, default=1, help="exporter processes, "
+                        "--shard I/N each")
+    parser.add_argument("--scrape-interval", type=float, default=None,
+                        help="per-node scrapes: each node's /metrics?node= this often "
+                        "(default: 0.9 x the poll interval)")
+    parser.add_argument("--no-node-scrapes", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=64, help="the exporter's polls in "
+                        "flight at most (config concurrency:)")
     args = parser.parse_args()
-    m = run(args.nodes, args.interval, args.rounds, args.scenario)
-    print(f"{args.nodes} nodes at {args.interval:g}s: {m['min_polled']:.0f} polled every "
-          f"interval (goal: all), exporter CPU {m['cpu_share']:.0%} of one core, /metrics "
-          f"{m['scrape']:.2f}s (goal < 1 s), {m['nodes'] / m['cpu_share']:.0f} targets per core "
-          f"(extrapolated), RSS {m['rss']:.0f} MB")
+    m = run(args.nodes, args.interval, args.rounds, args.scenario, shards=args.shards,
+            node_scrapes=not args.no_node_scrapes, scrape_interval=args.scrape_interval,
+            concurrency=args.concurrency)
+    print(f"{args.nodes} nodes at {args.interval:g}s over {args.shards} shard(s): "
+          f"{m['min_polled']:.0f} polled every interval (goal: all), {m['max_twice']:.0f} on "
+          f"two shards, exporter CPU {m['cpu_share']:.0%} of one core, /metrics "
+          f"{m['full_scrape']:.2f}s, {m['nodes'] / m['cpu_share']:.0f} targets per core "
+          f"(extrapolated), RSS {m['rss']:.0f} MB; per-node scrapes {m['node_scrapes']:.0f} a "
+          f"round, median {m['node_p50'] * 1e3:.1f} ms, {m['max_node_late']:.0f} older than "
+          f"the interval, {m['node_errors']:.0f} errors")
 
 
 if __name__ == "__main__":

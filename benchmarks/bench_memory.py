@@ -14,7 +14,7 @@ Run from the repository root::
 - Bytes per target: in this process, ``--targets`` targets each fed the longest window's worth
   of 15 s polls (default windows 5m,1h: 241 polls; also with ``--windows 5m``) of the v1.30
   page, idle and busy, their ``/metrics`` lines written; ``tracemalloc``'s retained bytes per
-  target.
+  target, and the part of it allocated in ``stats/windows.py`` (the window history).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from _common import (
     static_kube_proxy,
     wait_for,
 )
-
 from kpexporter.config.schema import build_config
 
 _POLLS = re.compile(rb'^kpexporter_poll_duration_seconds_count\{endpoint="healthz",[^}]*\} (\S+)',
@@ -109,6 +108,13 @@ def growth(polls: int, busy: bool) -> dict[str, float]:
 
 def bytes_per_target(targets: int, busy: bool, windows: str = "5m,1h") -> float:
     """Retained bytes per target after the longest window's worth of 15 s polls."""
+    return target_bytes(targets, busy, windows)["total"]
+
+
+def target_bytes(targets: int, busy: bool, windows: str = "5m,1h") -> dict[str, float]:
+    """Retained bytes per target after the longest window's worth of 15 s polls: ``total``,
+    and ``windows``, the part allocated by ``stats/windows.py`` (the histories, and the
+    window increases the derived summaries keep)."""
     import bench_render  # the same feeding of real polls as the render benchmark
 
     from kpexporter.service.text import target_pieces
@@ -139,6 +145,41 @@ def bytes_per_target(targets: int, busy: bool, windows: str = "5m,1h") -> float:
                 target_pieces(st)
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
+        snap = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(True, "*/kpexporter/stats/windows.py")])
+        in_windows = sum(stat.size for stat in snap.statistics("filename"))
+    finally:
+        tracemalloc.stop()
+    return {"total": (after - before) / targets, "windows": in_windows / targets}
+
+
+def slo_bytes_per_target(busy: bool, targets: int = 20, interval: float = 15.0) -> float:
+    """Retained bytes of one target's SLO state (``core.slo_state``) once its history is full:
+    the default SLOs and windows (5m, 30m, 1h, 6h), 6 h of ``interval`` polls of the v1.30
+    page, idle (only availability moves) or busy (every histogram moves every poll)."""
+    import bench_render
+
+    from _common import busy_page
+    from kpexporter.core.derive import derive
+    from kpexporter.core.slo_state import SLOState
+    cfg = build_config(None, {}, {"node": "x", "log_level": "error"})
+    page = fixture()
+    rounds = int(cfg.slos.horizon / interval) + 1
+    results = [bench_render.poll(busy_page(page, k if busy else 0), bench_render.T0)
+               for k in range(rounds if busy else 1)]
+    derived = derive(results[0], None, cfg)
+    from dataclasses import replace
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        states = [SLOState(cfg.slos) for _ in range(targets)]
+        for k in range(rounds):
+            r = replace(results[k % len(results)], started=bench_render.T0 + interval * k)
+            for st in states:
+                st.record(r, derived, cfg.pending_threshold)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
     return (after - before) / targets
@@ -160,9 +201,14 @@ def main() -> None:
               + f"  ({time.monotonic() - t:.0f}s)")
     for windows in ("5m,1h", "5m"):
         for busy in (False, True):
-            b = bytes_per_target(args.targets, busy, windows)
-            print(f"windows {windows}, {'busy' if busy else 'idle'}: {b / 1024:.0f} KiB "
-                  "retained per target once the history is full")
+            b = target_bytes(args.targets, busy, windows)
+            print(f"windows {windows}, {'busy' if busy else 'idle'}: {b['total'] / 1024:.0f} KiB "
+                  f"retained per target once the history is full, {b['windows'] / 1024:.1f} KiB "
+                  "of it the window history")
+    for busy in (False, True):
+        b = slo_bytes_per_target(busy)
+        print(f"SLO history, default slos (windows 5m,30m,1h,6h; 15 s polls), "
+              f"{'busy' if busy else 'idle'}: {b / 1024:.0f} KiB retained per target")
 
 
 if __name__ == "__main__":

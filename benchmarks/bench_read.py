@@ -14,6 +14,7 @@ client_golang's sorted order), prints the median of N runs of:
   line pieces already seen are warm: the steady state),
 - ``read cold``: the same right after ``reset_memos()`` (the first poll of a target),
 - ``read+extract``: warm read plus ``extract``,
+- ``+passthrough``: the same with the default ``passthrough:`` patterns (what ``serve`` does),
 
 and the ratios. Runs of the four are interleaved in rotating order, so a busy machine (and the
 cache churn of a full parse) hits them alike; the cyclic GC is off inside each timed call, as
@@ -37,13 +38,16 @@ sys.path.insert(0, str(REPO))  # runnable from a checkout without installing
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
+from kpexporter.config.schema import DEFAULT_PASSTHROUGH as PT  # noqa: E402
 from kpexporter.kubeproxy.families import extract  # noqa: E402
+from kpexporter.kubeproxy.passthrough import reader_prefixes  # noqa: E402
 from kpexporter.promtext.exposition import read_exposition, reset_memos  # noqa: E402
 
 FIXTURES = Path(
     os.environ.get("KPX_FIXTURES") or REPO / "tests" / "data" / "kube-proxy"
 )
 BASE_PAGE = "beats-metricbeat-v1.30.0-iptables-minikube.txt"
+PT_PREFIXES = reader_prefixes(PT)
 
 
 def synthetic_page(base: str, size: int = 1_000_000) -> str:
@@ -132,6 +136,7 @@ def measure(data: bytes, runs: int) -> dict[str, float]:
         "read warm": (nothing, read),
         "read cold": (reset_memos, read),
         "read+extract": (nothing, lambda: extract(read_exposition(data))),
+        "+passthrough": (nothing, lambda: extract(read_exposition(data, PT_PREFIXES), PT)),
     }
     for _, fn in contenders.values():
         fn()  # warm-up: imports, regex compilation, memos
@@ -160,7 +165,7 @@ def main() -> None:
     pages.append((f"synthetic {len(big) / 1e6:.2f} MB (padded {BASE_PAGE[:28]}…)", big, 9))
 
     print(f"{'page':58} {'prom_client':>11} {'warm':>8} {'cold':>8} {'+extract':>9}"
-          f" {'x warm':>7} {'x cold':>7} {'x +extr':>7}")  # fmt: skip
+          f" {'x warm':>7} {'x cold':>7} {'x +extr':>7} {'+passthru':>9}")  # fmt: skip
     for name, data, runs in pages:
         m = measure(data, max(3, min(runs, args.runs)))
         full = m["prometheus_client"]
@@ -168,7 +173,7 @@ def main() -> None:
             f"{name[:58]:58} {full * 1e3:9.2f}ms {m['read warm'] * 1e6:6.0f}us"
             f" {m['read cold'] * 1e6:6.0f}us {m['read+extract'] * 1e6:7.0f}us"
             f" {full / m['read warm']:7.0f} {full / m['read cold']:7.0f}"
-            f" {full / m['read+extract']:7.0f}"
+            f" {full / m['read+extract']:7.0f} {m['+passthrough'] * 1e6:7.0f}us"
         )
 
 

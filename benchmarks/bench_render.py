@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from _common import HEALTHZ_1_28, busy_page, fixture, median
 from prometheus_client.exposition import generate_latest
 
+from _common import HEALTHZ_1_28, busy_page, fixture, median
 from kpexporter.config.schema import Config, Target, build_config
 from kpexporter.core.poll import interpret_healthz, interpret_metrics
 from kpexporter.core.result import PollResult

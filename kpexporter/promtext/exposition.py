@@ -34,8 +34,12 @@ is counted in ``bad_lines``, described in ``errors`` and skipped; the rest of th
 Deliberate leniencies: bytes that are not UTF-8 are decoded with ``errors="replace"`` (bad
 bytes spoil only the lines that hold them); CRLF line endings are accepted (Prometheus would
 reject the ``\\r`` as part of the value; a proxy that rewrites line endings should not cost us
-the node). ``# HELP`` and other comments are not checked. Quoted (UTF-8) metric names, which
-Prometheus 2.42 cannot read either, are not matched.
+the node). Stricter than Prometheus: a raw control character other than tab (CR, NUL, ESC …)
+inside a label value makes the line malformed. Prometheus 2.42 keeps such bytes verbatim (its
+scrape stores them, ``/federate`` writes them back raw: the text format has no escape for
+them), so passing them on would put terminal escapes and bare CRs on our page and in our
+logs; kube-proxy never writes one. ``# HELP`` and other comments are not checked. Quoted
+(UTF-8) metric names, which Prometheus 2.42 cannot read either, are not matched.
 
 Pure as far as anyone can tell: no I/O, no clock, never raises, same answer for the same input.
 """
@@ -49,6 +53,7 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import TypeVar
 
+from kpexporter.memo import Memo
 from kpexporter.promtext.gofloat import parse_go_float
 
 __all__ = [
@@ -80,6 +85,9 @@ _LABELS_END = re.compile(r"[ \t]*\}")
 _TAIL = re.compile(r"[ \t]*([^ \t]+)(?:[ \t]+([^ \t]+))?[ \t]*")
 _ESCAPE = re.compile(r"\\(.)")
 _UNESCAPED = {"\\": "\\", "n": "\n", '"': '"'}
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Raw control characters (tab aside) in a label value: the line is refused (see above)."""
+_HELP_ESCAPE = re.compile(r"\\([\\n])")  # HELP escapes only \\ and \n
 # Comments: what may stand before a prefix on a line that is ours; a TYPE line.
 _META_PREFIX = re.compile(r"[ \t]*#[ \t]+(?:TYPE|HELP)[ \t]+")
 _TYPE_START = re.compile(r"[ \t]*#[ \t]+TYPE[ \t]")
@@ -88,13 +96,15 @@ _TYPE_LINE = re.compile(r"[ \t]*#[ \t]+TYPE[ \t]+([^ \t]*)[ \t]*([^ \t]*)[ \t]*(
 # Memos of validated line pieces, shared by all reads (see the module docstring, point 2).
 _MEMO_LIMIT = 16384
 """Entries per memo; a full memo is emptied, so a hostile page costs speed, never memory."""
-_HEADS: dict[str, tuple[str, LabelSet]] = {}  # 'name{a="x",le="1' -> (name, sorted pairs)
-_NAMES: dict[str, tuple[str, LabelSet]] = {}  # 'name' (a line without labels) -> (name, ())
-_BRACE_TAILS: dict[str, float] = {}  # '} 0' -> 0.0: what follows the last '"'
-_SPACE_TAILS: dict[str, float] = {}  # '0' -> 0.0: what follows 'name ' on a line without labels
-_FIRST_KEYS: dict[str, str] = {"le=": "le"}  # text before a set's first value -> label name
-_LATER_KEYS: dict[str, str] = {",le=": "le"}  # text between two values -> label name
-_TYPE_LINES: dict[str, tuple[str, str]] = {}  # a valid '# TYPE name kind' line -> (name, kind)
+_HEADS: Memo[str, tuple[str, LabelSet]] = Memo(_MEMO_LIMIT)  # 'name{a="x",le="1' -> (name, pairs)
+_NAMES: Memo[str, tuple[str, LabelSet]] = Memo(_MEMO_LIMIT)  # 'name' (no labels) -> (name, ())
+_BRACE_TAILS: Memo[str, float] = Memo(_MEMO_LIMIT)  # '} 0' -> 0.0: what follows the last '"'
+_SPACE_TAILS: Memo[str, float] = Memo(_MEMO_LIMIT)  # '0' -> 0.0: after 'name ' without labels
+_FIRST_KEYS: Memo[str, str] = Memo(_MEMO_LIMIT)  # text before a set's first value -> label name
+_LATER_KEYS: Memo[str, str] = Memo(_MEMO_LIMIT)  # text between two values -> label name
+_TYPE_LINES: Memo[str, tuple[str, str]] = Memo(_MEMO_LIMIT)  # '# TYPE name kind' -> (name, kind)
+_FIRST_KEYS["le="] = "le"
+_LATER_KEYS[",le="] = "le"
 
 
 _V = TypeVar("_V")
@@ -104,14 +114,11 @@ _MEMO_KEY_MAX = 512
 """Longer pieces are not memoised: entries times this bounds each memo in bytes too."""
 
 
-def _remember(memo: dict[str, _V], key: str, value: _V) -> _V:
+def _remember(memo: Memo[str, _V], key: str, value: _V) -> _V:
     """Store in a bounded memo and return ``value``."""
     if len(key) > _MEMO_KEY_MAX:  # real kube-proxy heads are < 150 characters
         return value
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    memo[key] = value
-    return value
+    return memo.put(key, value)
 
 
 def reset_memos() -> None:
@@ -132,6 +139,9 @@ class Exposition:
     """Sample name (``…_bucket``, ``…_sum``, …) -> label set -> value, in page order."""
     types: dict[str, str] = field(default_factory=dict)
     """Family name -> type, from the ``# TYPE`` lines of prefixed families."""
+    helps: dict[str, str] = field(default_factory=dict)
+    """Family name -> HELP text (unescaped), from the ``# HELP`` lines of prefixed families
+    (the first one kept; never checked: only the pass-through re-exposes it)."""
     bad_lines: int = 0
     """Malformed or duplicate lines skipped among those we looked at."""
     errors: list[str] = field(default_factory=list)
@@ -269,9 +279,9 @@ class _Reader:
                     if len(series) == size:
                         self._duplicate(name, key, start, index)
             elif line[:1] == "#":
-                if line.startswith("# TYPE ") or (
-                    not line.startswith("# HELP ") and _TYPE_START.match(line)
-                ):
+                if line.startswith("# HELP "):
+                    self._help_line(line)
+                elif line.startswith("# TYPE ") or _TYPE_START.match(line):
                     self._type_line(line, start, index)
             elif line[:1] in (" ", "\t"):  # leading blanks: valid, unusual
                 stripped = line.lstrip(" \t")
@@ -332,6 +342,15 @@ class _Reader:
         else:
             types[name] = kind
 
+    def _help_line(self, line: str) -> None:
+        """Keep the HELP text of our families (``# HELP name text``, text unescaped)."""
+        name, _, text = line[7:].partition(" ")
+        if name.startswith(self.prefixes) and name not in self.exp.helps:
+            if "\\" in text:
+                text = _HELP_ESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1),
+                                        text)
+            self.exp.helps[name] = text
+
     def _bad(self, start: int, index: int, why: str) -> None:
         """Count one bad line; describe it while fewer than MAX_ERRORS are described."""
         exp = self.exp
@@ -362,14 +381,20 @@ def _labelled_head(head: str) -> tuple[str, LabelSet] | None:
     inside values need no special care.
     """
     name, _, labels = head.partition("{")
-    if "\\" in labels or (name not in _NAMES and _plain_head(name) is None):
+    if ("\\" in labels or (name not in _NAMES and _plain_head(name) is None)
+            or (not labels.isprintable() and _CONTROL.search(labels))):
         return None
     segment, _, value = labels.partition('"')
     if '"' not in value:  # one label: every bucket line before kube-proxy 1.33
         label = _FIRST_KEYS.get(segment) or _label_key(segment, first=True)
         if label is None:
             return None
-        return _remember(_HEADS, head, (name, ((label, value),)))
+        out: tuple[str, LabelSet] = (name, ((label, value),))
+        if len(head) <= _MEMO_KEY_MAX:  # _remember, inlined: this is the cold read's hot spot
+            if len(_HEADS) >= _MEMO_LIMIT:
+                _HEADS.clear()
+            _HEADS[head] = out
+        return out
     parts = labels.split('"')
     if len(parts) % 2:
         return None
@@ -384,7 +409,12 @@ def _labelled_head(head: str) -> tuple[str, LabelSet] | None:
     pairs.sort()
     if any(a[0] == b[0] for a, b in pairwise(pairs)):
         return None
-    return _remember(_HEADS, head, (name, tuple(pairs)))
+    out = (name, tuple(pairs))
+    if len(head) <= _MEMO_KEY_MAX:
+        if len(_HEADS) >= _MEMO_LIMIT:
+            _HEADS.clear()
+        _HEADS[head] = out
+    return out
 
 
 def _label_key(segment: str, *, first: bool) -> str | None:
@@ -411,7 +441,11 @@ def _brace_tail(tail: str) -> float | None:
     """The value in ``} 0`` or ``,} 1 1700000000000`` (what follows the last ``"``)."""
     digits = tail[2:]
     if tail[:2] == "} " and digits.isascii() and digits.isdigit() and len(digits) < 300:
-        return _remember(_BRACE_TAILS, tail, float(digits))  # the usual: an integer count
+        value = float(digits)  # the usual: an integer count (_remember, inlined)
+        if len(_BRACE_TAILS) >= _MEMO_LIMIT:
+            _BRACE_TAILS.clear()
+        _BRACE_TAILS[tail] = value
+        return value
     m = _LABELS_END.match(tail, 1 if tail[:1] == "," else 0)
     if m is None:
         return None
@@ -459,6 +493,8 @@ def _slow_sample(line: str, prefixes: tuple[str, ...]) -> tuple[str, LabelSet, f
                 why = "unterminated label set" if "}" not in line[pos:] else "malformed label set"
                 raise _BadLine(f"{why}: {_clip(line)}")
             label, raw, comma = pair.groups()
+            if _CONTROL.search(raw):
+                raise _BadLine(f"control character in label value: {_clip(line)}")
             pairs.append((label, _ESCAPE.sub(_unescape, raw) if "\\" in raw else raw))
             pos = pair.end()
             if not comma:

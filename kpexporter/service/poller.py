@@ -27,6 +27,7 @@ from kpexporter.logs import event
 from kpexporter.net.fetcher import Fetcher
 from kpexporter.net.transports import Transports
 from kpexporter.service.discovery import Discovery
+from kpexporter.service.sharding import mine
 from kpexporter.service.text import target_pieces
 from kpexporter.vocabulary import Reason
 
@@ -45,6 +46,7 @@ class Poller:
         self.cfg = cfg
         if targets is None:
             targets = () if discovery is not None else cfg.targets
+        targets = mine(targets, cfg.shard)  # with --shard, only this replica's nodes
         self.states: list[TargetState] = [TargetState(t, horizon=cfg.horizon) for t in targets]
         self._client = client
         self._discovery = discovery
@@ -163,7 +165,7 @@ class Poller:
         windows). Nodes are matched by name; a name given twice keeps its first target.
         """
         wanted: dict[str, Target] = {}
-        for t in targets:
+        for t in mine(targets, self.cfg.shard):
             wanted.setdefault(t.node, t)
         current = {st.node: st for st in self.states}
         added = removed = changed = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from array import array
 
 import pytest
 from hypothesis import given, settings
@@ -333,3 +334,72 @@ def test_non_integer_sums_are_bit_exact_with_at_most_one_reset_since_the_start(
         h.add(i, Buckets(("+Inf",), (math.inf,), (0.0,), v, 0.0))
     w = h.window(now=len(ordered) - 1, seconds=1e6)
     assert w is not None and w.sum == prometheus_increase(ordered)
+
+
+# --- the compact layout: cursors, thinning, the fall-back to doubles ----------------------
+
+
+def _naive(samples: list[tuple[float, list[float]]], now: float, seconds: float,
+           ) -> tuple[float, ...]:
+    target = now - seconds
+    start = max((i for i, (ts, _) in enumerate(samples) if ts <= target), default=0)
+    return tuple(prometheus_increase([v[j] for _, v in samples[start:]]) for j in range(5))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(_step, min_size=1, max_size=60),
+    st.sampled_from([120, 600, 10**6]),
+    st.sampled_from([4, 8, 4096]),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=59)),
+)
+def test_every_window_after_every_poll_matches_prometheus(
+    steps: list[tuple[int, str, int, int]], horizon: int, cap: int, half_at: int | None,
+) -> None:
+    """Windows asked after every poll (cursors follow them), pruning, thinning and, from poll
+    ``half_at`` on, half-integer counts (the layout falls back to doubles mid-history)."""
+    h = HistogramHistory(horizon=horizon, max_snapshots=cap)
+    t = 0
+    cur = [0.0, 0.0, 0.0, 0.0, 0.0]  # le=0.5, le=1, +Inf, sum, count
+    samples: list[tuple[float, list[float]]] = []
+    for k, (dt, kind, which, amount) in enumerate(steps):
+        t += dt
+        if kind == "grow":
+            cur[which] += amount
+        elif kind == "reset":
+            cur = [amount // 3, amount // 2, amount, 7 * amount, amount]
+        elif kind == "drop_one":
+            cur[which] = min(cur[which], amount // 5)
+        if k == half_at:
+            cur[1] += 0.5
+        samples.append((t, list(cur)))
+        h.add(t, Buckets(LES, BOUNDS, tuple(map(float, cur[:3])), float(cur[3]), float(cur[4])))
+        for seconds in (0, 15, 60, 120):
+            got = values(h.window(now=t, seconds=seconds))
+            if cap >= len(samples):  # unthinned: exactly Prometheus's increase
+                assert got == _naive(samples, t, seconds)
+            else:  # thinned: an earlier start, never a lost reset (the whole span is exact)
+                assert got[4] >= _naive(samples, t, seconds)[4]
+        if horizon == 10**6 and cap >= len(samples):
+            assert values(h.window(now=t, seconds=horizon)) == _naive(samples, t, horizon)
+
+
+def test_a_busy_hour_costs_a_few_bytes_a_poll() -> None:
+    """An hour of 15 s polls of a 40-bucket series, every poll a few observations: the history
+    holds an integer record per poll, not a vector of doubles."""
+    import sys
+    les = (*(str(2**i) for i in range(39)), "+Inf")
+    bounds = tuple(float(x) for x in les)
+    h = HistogramHistory(horizon=3600)
+    counts = [0] * 40
+    for k in range(241):
+        for j in range(k % 3, 40):
+            counts[j] += 1 + k % 5
+        h.add(15.0 * k, Buckets(les, bounds, tuple(map(float, counts)), 0.1 * k, counts[-1]))
+        h.window(15.0 * k, 300)
+    log = h._log  # the layout is what this test measures
+    held = sum(sys.getsizeof(getattr(log, name)) for name in log.__slots__
+               if isinstance(getattr(log, name), (bytearray, array)))
+    assert held < 241 * 40  # under a byte per bucket and poll (the doubles took 16)
+    w = h.window(15.0 * 240, 3600)
+    assert w is not None and w.counts[-1] == counts[-1] - (1 + 0)  # all but the first poll
