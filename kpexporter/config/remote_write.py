@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from kpexporter.config import values
 from kpexporter.config.durations import parse_duration
 
 __all__ = ["BasicAuth", "QueueConfig", "RemoteWrite", "TLSConfig", "parse_remote_write"]
@@ -89,16 +89,11 @@ def _keys(value: Any, where: str, known: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _url(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{where}url: must be a URL string")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{where}url: must be an http(s) URL with a host, got {value!r}")
+    """The receiver's URL, validated as every other URL in the config (``values.url``)."""
     try:
-        parts.port  # noqa: B018 - validates the port
-    except ValueError:
-        raise ValueError(f"{where}url: bad port in {value!r}") from None
-    return value
+        return values.url(value)
+    except ValueError as e:
+        raise ValueError(f"{where}url: {e}") from None
 
 
 def _path(value: Any, where: str) -> Path:
