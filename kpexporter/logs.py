@@ -60,9 +60,25 @@ class _Formatter(logging.Formatter):
         return " ".join(f"{k}={_logfmt_value(v)}" for k, v in base.items())
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not when set up.
+
+    A handler bound to the stream of its day outlives it: an embedding program or a test
+    runner that swaps and closes stderr would turn every later line into a logging error.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # StreamHandler.__init__ assigns one; stderr is always looked up afresh
+
+
 def setup_logging(fmt: LogFormat = "logfmt", level: str = "info") -> None:
     """Route kpexporter's and uvicorn's logs through one formatter on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_Formatter(fmt))
     root = get_logger()
     root.handlers[:] = [handler]

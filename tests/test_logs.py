@@ -97,3 +97,16 @@ def test_uvicorn_warnings_share_the_format_and_access_lines_are_off(
     logging.getLogger("uvicorn.access").warning("GET /metrics")
     (line,) = lines(capsys)
     assert json.loads(line)["event"] == "port busy"
+
+
+def test_lines_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stderr swapped (and closed) after set-up is not written to: no 'Logging error'."""
+    import io
+    import sys
+    setup_logging("logfmt", "info")
+    old, new = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", old)
+    old.close()
+    monkeypatch.setattr(sys, "stderr", new)
+    event(logging.WARNING, "after_swap", n=1)
+    assert new.getvalue().endswith("event=after_swap n=1\n")

@@ -159,6 +159,8 @@ def _settled(cards: dict[str, dict[str, object]]) -> bool:
         assert isinstance(charts, list)
         if node != GONE and (len(charts) != CHARTS or any(n < 10 for n, _, _ in charts)):
             return False
+        if node == GONE and (len(charts) != CHARTS or charts[2][0] < 10):
+            return False  # its burn-rate chart fills a poll at a time, like the others
     return True
 
 
