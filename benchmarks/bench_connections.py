@@ -9,6 +9,7 @@ Run from the repository root::
 TCP on the TLS port (no ClientHello: what an attacker's half-open connection costs); a
 completed TLS 1.3 handshake, then silence. RSS is read from /proc before, with the connections
 held (within the 5 s idle and handshake timeouts), and after the server closed them.
+``run_all.py`` (``make bench``) runs it too, through ``run``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CERTS = ROOT / "tests" / "data" / "web-config"
+KINDS = (("plain", "plain HTTP, silent"),
+         ("tls-silent", "TLS port, no ClientHello"),
+         ("tls-handshaken", "TLS 1.3 handshake, then silent"))
 
 
 def _free_port() -> int:
@@ -87,20 +91,25 @@ def measure(kind: str, connections: int, workdir: Path) -> tuple[float, float, f
         proc.wait(30)
 
 
+def run(connections: int) -> list[tuple[str, float, float, float, float]]:
+    """Each of ``KINDS``: (label, RSS before, held, after close in MB, KiB a connection)."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, label in KINDS:
+            before, during, after = measure(kind, connections, Path(tmp))
+            out.append((label, before, during, after, (during - before) * 1024 / connections))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=400)
     args = parser.parse_args()
     n = args.connections
-    print(f"{'connections':<34} {'RSS before':>10} {'held':>8} {'closed':>8} {'KiB/conn':>9}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind, label in (("plain", "plain HTTP, silent"),
-                            ("tls-silent", "TLS port, no ClientHello"),
-                            ("tls-handshaken", "TLS 1.3 handshake, then silent")):
-            before, during, after = measure(kind, n, Path(tmp))
-            per = (during - before) * 1024 / n
-            print(f"{n} x {label:<28} {before:8.1f} MB {during:6.1f} MB {after:6.1f} MB "
-                  f"{per:8.0f}")
+    print(f"{'connections':<36} {'RSS before':>10} {'held':>8} {'closed':>8} {'KiB/conn':>9}")
+    for label, before, during, after, per in run(n):
+        print(f"{n} x {label:<30} {before:8.1f} MB {during:6.1f} MB {after:6.1f} MB "
+              f"{per:8.0f}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ The benchmarks, each also runnable alone:
 - ``bench_many.py``: the simulator's N nodes against one exporter process, one core each,
   with Prometheus's per-node scrapes running; then against 2 shards (``--shard I/2``);
 - ``bench_render.py``: ``/metrics`` render time, fast writer against the collector path;
-- ``bench_memory.py``: RSS after start, growth over 10,000 polls, bytes per target.
+- ``bench_memory.py``: RSS after start, growth over 10,000 polls, bytes per target;
+- ``bench_connections.py``: memory a silent connection holds on the exporter's port, plain
+  and TLS (400 connections; 100 with ``--quick``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import platform
 import sys
 import time
 
+import bench_connections
 import bench_cycle
 import bench_many
 import bench_memory
@@ -184,6 +187,13 @@ def main() -> None:
                  "(tracemalloc, retained)",
                  f"{nodes} targets: {slo_idle * nodes / 2**20:.0f}-"
                  f"{slo_busy * nodes / 2**20:.0f} MiB"))
+
+    conns = 100 if quick else 400
+    step(f"memory: {conns} silent connections, plain and TLS (bench_connections), ~15s")
+    for label, before, during, after, per in bench_connections.run(conns):
+        rows.append((f"Connections: {conns} x {label}", f"{per:.0f} KiB a connection "
+                     f"(RSS {during:.1f} MB held)", f"RSS before {before:.1f} MB",
+                     f"{after:.1f} MB after they closed (see docs/performance.md)"))
 
     print()
     print(f"kpexporter benchmarks, {time.strftime('%Y-%m-%d')}: Python "

@@ -8,7 +8,11 @@ root=$(dirname "$here")
 checkov=${CHECKOV:-checkov}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for build in kubernetes kubernetes/base kubernetes/overlays/web-config kubernetes/overlays/central kubernetes/overlays/remote-write; do
+builds="kubernetes kubernetes/base"
+for dir in "$here"/kubernetes/overlays/*/; do  # every overlay, as tests/deploy builds them
+  builds="$builds kubernetes/overlays/$(basename "$dir")"
+done
+for build in $builds; do
   kubectl kustomize "$here/$build" > "$out/$(echo "$build" | tr / _).yaml"
 done
 cp "$root/Dockerfile" "$out/Dockerfile"

@@ -8,31 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-from collections.abc import AsyncIterator
 
-from kpexporter.simulator import RunningSimulator, SimOptions, start_simulator
+from kpexporter.simulator import RunningSimulator
+from tests.cli.conftest import run, sim
 
+# The caller's environment without what would configure kpexporter.
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("KPEXPORTER_")}
 ENV.pop("NODE_NAME", None)
-
-
-async def run(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kpexporter", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=ENV)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def sim(**kw: object) -> AsyncIterator[RunningSimulator]:
-    opts = SimOptions(healthz_port=0, metrics_port=0, **kw)  # type: ignore[arg-type]
-    s = await start_simulator(opts)
-    try:
-        yield s
-    finally:
-        await s.stop()
 
 
 async def check_until_unhealthy(s: RunningSimulator, healthz_url: str | None = None
@@ -43,7 +25,7 @@ async def check_until_unhealthy(s: RunningSimulator, healthz_url: str | None = N
     for _ in range(40):
         code, out, err = await run("check", "--healthz-url", healthz_url or n.healthz_url,
                                    "--metrics-url", n.metrics_url, "--node", n.name,
-                                   "--pending-threshold", "1")
+                                   "--pending-threshold", "1", env=ENV)
         if code == 1:
             break
         await asyncio.sleep(0.25)
@@ -52,7 +34,8 @@ async def check_until_unhealthy(s: RunningSimulator, healthz_url: str | None = N
 
 async def test_each_failure_is_said_once_with_its_url() -> None:
     code, out, err = await run("check", "--healthz-url", "http://127.0.0.1:1/nope",
-                               "--metrics-url", "http://127.0.0.1:1/metrics", "--timeout", "1")
+                               "--metrics-url", "http://127.0.0.1:1/metrics", "--timeout", "1",
+                               env=ENV)
     assert code == 2 and "Traceback" not in err
     lines = out.splitlines()
     assert lines[0].startswith("UNREACHABLE: ")
@@ -66,7 +49,8 @@ async def test_a_wrong_healthz_path_is_named() -> None:
     async for s in sim():
         n = s.nodes[0]
         wrong = n.healthz_url.replace("/healthz", "/nope")
-        code, out, _ = await run("check", "--healthz-url", wrong, "--metrics-url", n.metrics_url)
+        code, out, _ = await run("check", "--healthz-url", wrong, "--metrics-url", n.metrics_url,
+                                 env=ENV)
         assert code == 2
         (line,) = [line for line in out.splitlines() if "404" in line]
         assert wrong in line, out

@@ -12,32 +12,14 @@ import os
 import re
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from kpexporter.simulator import RunningSimulator, SimOptions, start_simulator
-
-
-async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kpexporter", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin:/bin", **(env or {})})
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def sim(**kw: object) -> AsyncIterator[RunningSimulator]:
-    opts = SimOptions(healthz_port=0, metrics_port=0, **kw)  # type: ignore[arg-type]
-    s = await start_simulator(opts)
-    try:
-        yield s
-    finally:
-        await s.stop()
+from kpexporter.simulator import RunningSimulator
+from tests.cli.conftest import BARE_ENV, KPEXPORTER, run, sim
 
 
 async def check(s: RunningSimulator, *extra: str) -> tuple[int, str, str]:
@@ -206,9 +188,9 @@ async def test_check_into_a_closed_pipe_exits_quietly(output: str) -> None:
         os.close(read_end)  # the reader (`head -1`) is gone before check writes a byte
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "kpexporter", "check", "-o", output,
+                *KPEXPORTER, "check", "-o", output,
                 "--healthz-url", n.healthz_url, "--metrics-url", n.metrics_url,
-                stdout=write_end, stderr=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin:/bin"})
+                stdout=write_end, stderr=asyncio.subprocess.PIPE, env=BARE_ENV)
         finally:
             os.close(write_end)
         _, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -231,8 +213,8 @@ async def test_version_flags() -> None:
 
 async def demo(*args: str) -> AsyncIterator[tuple[list[str], asyncio.subprocess.Process]]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kpexporter", "demo", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin:/bin"})
+        *KPEXPORTER, "demo", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=BARE_ENV)
     assert proc.stdout is not None
     try:
         lines = [(await asyncio.wait_for(proc.stdout.readline(), 60)).decode().rstrip("\n")

@@ -29,6 +29,7 @@ BUILDS = {
     "web-config": KUSTOMIZE / "overlays" / "web-config",
     "central": KUSTOMIZE / "overlays" / "central",
     "remote-write": KUSTOMIZE / "overlays" / "remote-write",
+    "sharded": KUSTOMIZE / "overlays" / "sharded",
 }
 
 

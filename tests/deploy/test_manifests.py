@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,13 @@ import pytest
 import yaml
 
 from kpexporter.config.schema import build_config
+from kpexporter.config.shard import Shard
 from tests.deploy.manifests import BUILDS, KUSTOMIZE, ROOT, build, validate
 
 ALL = {name: build(path) for name, path in BUILDS.items()}
+# The builds that scrape through ScrapeConfigs (central mode), and how many each carries.
+SCRAPE_CONFIGS = {"central": 2, "sharded": 2}
+WORKLOADS = ("DaemonSet", "Deployment", "StatefulSet")
 
 
 def _find(objs: tuple[dict[str, Any], ...], kind: str, name: str = "") -> list[dict[str, Any]]:
@@ -29,6 +34,21 @@ def _one(objs: tuple[dict[str, Any], ...], kind: str, name: str = "") -> dict[st
     return found[0]
 
 
+def _workload(objs: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """The one DaemonSet, Deployment or StatefulSet of a build."""
+    found = [o for o in objs if o["kind"] in WORKLOADS]
+    assert len(found) == 1, f"{len(found)} workloads: {[o['kind'] for o in found]}"
+    return found[0]
+
+
+def test_every_overlay_is_built() -> None:
+    """A new overlay is validated, parsed and checked (deploy/checkov.sh takes every one)
+    only once it is in BUILDS."""
+    overlays = KUSTOMIZE / "overlays"
+    assert {p.name for p in overlays.iterdir() if (p / "kustomization.yaml").is_file()} == \
+        {name for name, path in BUILDS.items() if path.parent == overlays}
+
+
 @pytest.mark.parametrize("name", sorted(BUILDS))
 def test_every_object_validates(name: str) -> None:
     skipped = []
@@ -37,7 +57,7 @@ def test_every_object_validates(name: str) -> None:
             skipped.append(obj)
             continue
         validate(obj)
-    assert len(skipped) == (2 if name == "central" else 0)
+    assert len(skipped) == SCRAPE_CONFIGS.get(name, 0)
 
 
 def test_validation_rejects_what_it_should() -> None:
@@ -60,9 +80,7 @@ def test_validation_rejects_what_it_should() -> None:
 def test_selectors_are_filled_and_match(name: str) -> None:
     objs = ALL[name]
     service = _one(objs, "Service", "kpexporter")
-    workloads = _find(objs, "DaemonSet") + _find(objs, "Deployment")
-    assert len(workloads) == 1
-    w = workloads[0]
+    w = _workload(objs)
     pod_labels = w["spec"]["template"]["metadata"]["labels"]
     selector = w["spec"]["selector"]["matchLabels"]
     assert selector and selector.items() <= pod_labels.items()
@@ -72,6 +90,9 @@ def test_selectors_are_filled_and_match(name: str) -> None:
             service["metadata"]["labels"].items()
     for monitor in _find(objs, "PodMonitor"):
         assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    if w["kind"] == "StatefulSet":  # its pods' DNS names (kpexporter-0.kpexporter) need this
+        assert w["spec"]["serviceName"] == service["metadata"]["name"]
+        assert service["spec"]["clusterIP"] == "None"
     assert {o["metadata"].get("namespace") for o in objs if o["kind"] not in
             ("PriorityClass", "ClusterRole", "ClusterRoleBinding")} == {"kube-system"}
 
@@ -79,7 +100,7 @@ def test_selectors_are_filled_and_match(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(BUILDS))
 def test_pod_is_locked_down(name: str) -> None:
     objs = ALL[name]
-    w = (_find(objs, "DaemonSet") + _find(objs, "Deployment"))[0]
+    w = _workload(objs)
     spec = w["spec"]["template"]["spec"]
     image_kust = KUSTOMIZE / "components/image/kustomization.yaml"
     base_images = yaml.safe_load(image_kust.read_text())["images"]
@@ -107,15 +128,56 @@ def _serve_args(args: list[str]) -> list[str]:
     return args[1:]
 
 
+_FIELDS = {"metadata.name": "{pod}", "spec.nodeName": "n", "metadata.namespace": "kube-system"}
+_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def _pod_envs(w: dict[str, Any]) -> list[dict[str, str]]:
+    """The container environment of each pod ``w`` runs, the downward API filled in: a
+    StatefulSet's pods are NAME-0 to NAME-(replicas-1); one pod stands for any other's."""
+    (c,) = w["spec"]["template"]["spec"]["containers"]
+    name = w["metadata"]["name"]
+    pods = [f"{name}-{i}" for i in range(w["spec"]["replicas"])] \
+        if w["kind"] == "StatefulSet" else [f"{name}-x7k2p"]
+    out = []
+    for pod in pods:
+        env = {}
+        for e in c.get("env", []):
+            env[e["name"]] = e["value"] if "value" in e else \
+                _FIELDS[e["valueFrom"]["fieldRef"]["fieldPath"]].format(pod=pod)
+        out.append(env)
+    return out
+
+
+def _expand(arg: str, env: dict[str, str]) -> str:
+    """What the kubelet makes of ``$(VAR)`` in an argument: the variable if defined, else
+    left as written; ``$$`` is a ``$``."""
+    return _REF.sub(lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
+                    arg)
+
+
 @pytest.mark.parametrize("name", sorted(BUILDS))
 def test_container_args_are_accepted_by_serve(name: str, tmp_path: Path) -> None:
-    """The args and config file each build passes are valid for `kpexporter serve`: run
-    `serve` with them under a config check that exits before listening."""
+    """The args and config file each build passes are valid for `kpexporter serve`: parsed
+    by kpexporter's own config parser, for every pod (each StatefulSet pod its shard)."""
     objs = ALL[name]
-    w = (_find(objs, "DaemonSet") + _find(objs, "Deployment"))[0]
+    w = _workload(objs)
+    for cm in _find(objs, "ConfigMap"):
+        for fname, text in cm.get("data", {}).items():
+            (tmp_path / fname).write_text(text)
+    shards = [_check_serve_args(name, w, tmp_path, env) for env in _pod_envs(w)]
+    if w["kind"] == "StatefulSet":
+        replicas = w["spec"]["replicas"]
+        assert shards == [Shard(i, replicas) for i in range(replicas)]
+    else:
+        assert shards == [None]
+
+
+def _check_serve_args(name: str, w: dict[str, Any], tmp_path: Path,
+                      env: dict[str, str]) -> Shard | None:
     (c,) = w["spec"]["template"]["spec"]["containers"]
     flags: dict[str, Any] = {}
-    args = _serve_args(c["args"])
+    args = [_expand(a, env) for a in _serve_args(c["args"])]
     i = 0
     while i < len(args):
         opt, _, value = args[i].partition("=")
@@ -124,20 +186,18 @@ def test_container_args_are_accepted_by_serve(name: str, tmp_path: Path) -> None
             value = args[i]
         flags[opt.lstrip("-").replace("-", "_")] = value
         i += 1
-    for cm in _find(objs, "ConfigMap"):
-        for fname, text in cm.get("data", {}).items():
-            (tmp_path / fname).write_text(text)
     config = flags.pop("config", None)
     web = flags.pop("web_config_file", None)
-    cfg = build_config(tmp_path / Path(config).name if config else None, {"NODE_NAME": "n"}, flags)
+    cfg = build_config(tmp_path / Path(config).name if config else None, env, flags)
     assert cfg.listen_port == c["ports"][0]["containerPort"]
-    if name == "central":
+    if name in SCRAPE_CONFIGS:  # central mode: the nodes come from discovery
         assert cfg.discovery is not None
     if name == "remote-write":
         assert [dict(rw.external_labels) for rw in cfg.remote_write] == [
             {"ident": "${NODE_NAME}"}]
     if web:
         assert (tmp_path / Path(web).name).is_file()
+    return cfg.shard
 
 
 def _relabel(configs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -185,6 +245,35 @@ def test_scrapeconfig_is_the_plain_central_config() -> None:
             _relabel(plain["relabel_configs"])
         assert _relabel(spec["metricRelabelings"]) == _relabel(plain["metric_relabel_configs"])
         assert spec["metricsPath"] == plain.get("metrics_path", "/metrics")
+
+
+def test_sharded_scrapeconfigs_route_each_node_to_its_shard() -> None:
+    """The sharded ScrapeConfigs are central's with one change: each node's scrape goes to
+    the StatefulSet pod whose shard polls it (hashmod, modulus = replicas = the N of
+    --shard). Those relabelings are the ones tests/service/test_sharding.py runs through a
+    real Prometheus (from overlays/sharded/scrapeconfig-kpexporter.yaml)."""
+    objs = ALL["sharded"]
+    sts = _one(objs, "StatefulSet", "kpexporter")
+    (c,) = sts["spec"]["template"]["spec"]["containers"]
+    shard_arg = c["args"][c["args"].index("--shard") + 1]
+    assert shard_arg == f"$(POD_NAME)/{sts['spec']['replicas']}"
+    address = (f"{sts['metadata']['name']}-$1.{sts['spec']['serviceName']}."
+               f"{sts['metadata']['namespace']}.svc:{c['ports'][0]['containerPort']}")
+    route = [{"action": "hashmod", "sourceLabels": ["__meta_kubernetes_node_name"],
+              "modulus": sts["spec"]["replicas"], "targetLabel": "__tmp_shard"},
+             {"action": "replace", "sourceLabels": ["__tmp_shard"],
+              "targetLabel": "__address__", "replacement": address}]
+    scs = _find(objs, "ScrapeConfig")
+    assert len(scs) == SCRAPE_CONFIGS["sharded"]
+    for sc in scs:
+        central = _one(ALL["central"], "ScrapeConfig", sc["metadata"]["name"])
+        want = [route if r["targetLabel"] == "__address__" else [r]
+                for r in central["spec"]["relabelings"]]
+        assert sc["spec"]["relabelings"] == [r for rs in want for r in rs]
+        assert {**sc["spec"], "relabelings": None} == {**central["spec"], "relabelings": None}
+    tested = yaml.safe_load((KUSTOMIZE / "overlays/sharded/scrapeconfig-kpexporter.yaml")
+                            .read_text())
+    assert _one(objs, "ScrapeConfig", tested["metadata"]["name"])["spec"] == tested["spec"]
 
 
 @pytest.mark.parametrize("name", ["daemonset.yml", "central.yml"])

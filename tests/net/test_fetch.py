@@ -14,17 +14,16 @@ import pytest
 from kpexporter.net.fetcher import FetchError
 from kpexporter.net.httpx_fetcher import HttpxFetcher
 from kpexporter.net.transports import Transports
-from tests.loopback import Handler, read_head, serve
-
-
-def respond(body: bytes, status: str = "200 OK", extra: str = "") -> Handler:
-    async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{extra}"
-                     "Content-Type: text/plain\r\n\r\n".encode() + body)
-        await writer.drain()
-        writer.close()
-    return h
+from tests.loopback import (
+    Handler,
+    failure,
+    hang,
+    read_head,
+    reset_mid_body,
+    respond,
+    serve,
+    slowloris,
+)
 
 
 async def get(handler: Handler, *, timeout: float = 2.0, cap: int = 1000) -> bytes:
@@ -40,9 +39,7 @@ async def get(handler: Handler, *, timeout: float = 2.0, cap: int = 1000) -> byt
 
 
 async def reason(handler: Handler, **kw: float) -> str:
-    with pytest.raises(FetchError) as e:
-        await get(handler, **kw)  # type: ignore[arg-type]
-    return e.value.reason
+    return await failure(get(handler, **kw))  # type: ignore[arg-type]
 
 
 def test_the_selector_picks_by_url() -> None:
@@ -85,15 +82,7 @@ async def test_gzip_small_body_is_decoded() -> None:
 
 
 async def test_slowloris_hits_the_overall_deadline() -> None:
-    async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
-        for _ in range(100):
-            writer.write(b"x")
-            await writer.drain()
-            await asyncio.sleep(0.1)
-        writer.close()
-    assert await reason(h, timeout=0.5) == "timeout"
+    assert await reason(slowloris, timeout=0.5) == "timeout"
 
 
 async def test_endless_interim_answers_end_at_the_deadline() -> None:
@@ -109,9 +98,7 @@ async def test_endless_interim_answers_end_at_the_deadline() -> None:
 
 
 async def test_hang_is_timeout() -> None:
-    async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
-    assert await reason(h, timeout=0.3) == "timeout"
+    assert await reason(hang, timeout=0.3) == "timeout"
 
 
 async def test_connection_refused_is_connect() -> None:
@@ -124,9 +111,4 @@ async def test_connection_refused_is_connect() -> None:
 
 
 async def test_reset_mid_body_is_read_error() -> None:
-    async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
-        await writer.drain()
-        writer.transport.abort()
-    assert await reason(h) == "read"
+    assert await reason(reset_mid_body) == "read"

@@ -20,26 +20,21 @@ import pytest
 from kpexporter.net.fetcher import Fetched, FetchError
 from kpexporter.net.http1 import MAX_HEAD
 from kpexporter.net.transports import Transports
-from tests.loopback import Handler, read_head, serve
+from tests.loopback import (
+    Handler,
+    failure,
+    hang,
+    raw,
+    read_head,
+    reset_mid_body,
+    respond,
+    serve,
+    slowloris,
+)
 
 
 def serve_q(handler: Handler) -> AsyncIterator[str]:
     return serve(handler, "/x?y=1")
-
-def raw(data: bytes, *, then_close: bool = True) -> Handler:
-    """Answer any request with exactly ``data``."""
-    async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(data)
-        await writer.drain()
-        if then_close:
-            writer.close()
-    return h
-
-
-def respond(body: bytes, status: str = "200 OK", extra: str = "") -> Handler:
-    return raw(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{extra}"
-               "Content-Type: text/plain\r\n\r\n".encode() + body)
 
 
 def chunked(*chunks: bytes, trailer: bytes = b"", extra: str = "") -> Handler:
@@ -64,9 +59,7 @@ async def get(handler: Handler, *, timeout: float = 2.0, cap: int = 1000,
 
 
 async def reason(handler: Handler, **kw: float) -> str:
-    with pytest.raises(FetchError) as e:
-        await get(handler, **kw)  # type: ignore[arg-type]
-    return e.value.reason
+    return await failure(get(handler, **kw))  # type: ignore[arg-type]
 
 
 async def test_plain_body_status_and_content_type() -> None:
@@ -147,18 +140,6 @@ async def test_gzip_decoded_under_the_cap() -> None:
 
 
 async def test_deadlines() -> None:
-    async def slowloris(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
-        for _ in range(100):
-            writer.write(b"x")
-            await writer.drain()
-            await asyncio.sleep(0.1)
-        writer.close()
-
-    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
-
     assert await reason(slowloris, timeout=0.5) == "timeout"
     assert await reason(hang, timeout=0.3) == "timeout"
 
@@ -171,14 +152,8 @@ async def test_connection_refused() -> None:
 
 
 async def test_broken_answers_are_read_errors() -> None:
-    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
-        await writer.drain()
-        writer.transport.abort()
-
     cases: list[Handler] = [
-        reset,
+        reset_mid_body,
         raw(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"),  # closed early
         raw(b""),  # closed without a word
         raw(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
