@@ -75,12 +75,15 @@ lock: deps
 	  --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	  --custom-compile-command "make lock" -o requirements.lock
 
-# Re-render the committed rules, dashboards and the manifests generated from them (defaults).
+# Re-render the committed rules, dashboards (also as Nightingale JSON) and the manifests
+# generated from them (defaults).
 rules: deps
 	$(BIN)/kpexporter rules -o alerts
+	$(BIN)/kpexporter rules --format nightingale -o alerts/nightingale
 	promtool check rules alerts/*.yaml && promtool test rules alerts/tests/*.yaml
 dashboards: deps
 	$(BIN)/kpexporter dashboards -o dashboards
+	$(BIN)/kpexporter dashboards --format nightingale -o dashboards/nightingale
 	$(BIN)/python deploy/kubernetes/generate.py
 
 test: deps promtool lint typecheck lint-deploy

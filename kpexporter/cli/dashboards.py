@@ -3,7 +3,8 @@
 The same file the exporter reads (windows, quantiles, SLO objectives and thresholds, the
 ``alerting:`` selectors and runbook URL), so the thresholds a panel draws are the ones the
 exporter and the rules judge by. The committed ``dashboards/*.json`` are this command's
-output for the defaults.
+output for the defaults, ``dashboards/nightingale/*.json`` its ``--format nightingale`` output
+(the same boards in Nightingale's board JSON).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kpexporter.cli.artifacts import write_files
 from kpexporter.cli.errors import UsageError
 from kpexporter.config.schema import build_config
 
+FORMATS = ("grafana", "nightingale")
 SDK_MISSING = ("kpexporter dashboards needs grafana-foundation-sdk: "
                "pip install grafana-foundation-sdk")
 
@@ -33,6 +35,9 @@ def add_dashboards_parser(sub: Any) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML config file (as for serve)")
     p.add_argument("--output-dir", "-o", metavar="DIR", help="write one JSON file per "
                    "dashboard into DIR (created if missing) instead of printing")
+    p.add_argument("--format", choices=FORMATS, default="grafana", help="grafana: "
+                   "Grafana dashboard JSON (the default); nightingale: n9e's board JSON, "
+                   "as its dashboard import takes it")
 
 
 async def _done(directory: Path | None, files: dict[str, str]) -> int:
@@ -48,9 +53,10 @@ def prepare_dashboards(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
     path = Path(args.config) if args.config else None
     cfg = build_config(path, os.environ, {})
     try:  # imported here: the SDK is only needed by this command, not by serve
-        from kpexporter.dashboards import render
+        from kpexporter.dashboards import nightingale, render
     except ImportError:
         raise UsageError(SDK_MISSING) from None
-    files = render(cfg)  # ConfigError (exit 64) when the rules' settings refuse the config
+    # ConfigError (exit 64) when the rules' settings refuse the config
+    files = nightingale.render(cfg) if args.format == "nightingale" else render(cfg)
     directory = Path(args.output_dir) if args.output_dir else None
     return _done(directory, files)
