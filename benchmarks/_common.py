@@ -83,8 +83,15 @@ def process_rss_mb(pid: int | None = None) -> float:
     return float("nan")
 
 
+_CORES = sorted(os.sched_getaffinity(0))
+"""The cores this run may use, read once at import: ``pin_self`` narrows the process's own
+affinity, and a ``cores()`` read after it saw only that core, so every later ``pinned(other)``
+silently ran its child on the pinned core too (bench_many ran the exporter, the simulator and
+the scraping client on one core)."""
+
+
 def cores() -> list[int]:
-    return sorted(os.sched_getaffinity(0))
+    return list(_CORES)
 
 
 def pinned(core: int | None) -> list[str]:

@@ -19,10 +19,11 @@ Run from the repository root::
   answered with a poll at most one interval (+1 s) old, and none of its answers was older.
 - Last, one scrape of the whole ``/metrics`` of each exporter, timed, with each node's poll
   age at that instant (the baseline: the way it was scraped before per-node scrapes).
-- ``--shards S``: S exporter processes, ``--shard I/S`` each, on the same target list (the
-  first core); each node must be on exactly one shard's page, polled within the interval, and
-  each per-node scrape goes to the shard that polls the node (``service.sharding.shard_of``,
-  what the sharded overlay's ``hashmod`` computes).
+- ``--shards S``: S exporter processes, ``--shard I/S`` each, on the same target list, shard I
+  pinned to core I mod the cores (a core per replica, as on a cluster), the simulator and the
+  scraping client left to the scheduler; each node must be on exactly one shard's page,
+  polled within the interval, and each per-node scrape goes to the shard that polls the node
+  (``service.sharding.shard_of``, what the sharded overlay's ``hashmod`` computes).
 
 The baseline beside each figure is the goal: every node polled each interval, ``/metrics`` in
 under 1 s, one core. ``targets per core`` extrapolates the measured CPU share linearly.
@@ -152,6 +153,8 @@ def run(nodes: int = 5000, interval: float = 15.0, rounds: int = 3,
         concurrency: int = 64) -> dict[str, float]:
     cs = cores()
     exporter_core, sim_core = (cs[0], cs[1]) if len(cs) > 1 else (None, None)
+    if shards > 1:  # a core per shard, as a replica would have; the load generators float
+        sim_core = None
     pin_self(sim_core)  # this process (scrapes, regexes) stays off the exporter's core
     first = free_block(nodes)
     py = __import__("sys").executable
@@ -180,7 +183,8 @@ def run(nodes: int = 5000, interval: float = 15.0, rounds: int = 3,
                 s.bind(("127.0.0.1", 0))
                 ports.append(s.getsockname()[1])
             shard = ["--shard", f"{i}/{shards}"] if shards > 1 else []
-            exporters.append(Child([*pinned(exporter_core), py, "-m", "kpexporter", "serve",
+            core = cs[i % len(cs)] if shards > 1 and len(cs) > 1 else exporter_core
+            exporters.append(Child([*pinned(core), py, "-m", "kpexporter", "serve",
                                     "--config", str(cfg), "--listen", f"127.0.0.1:{ports[i]}",
                                     *shard], stdout=None, log=work / f"exporter-{i}.log"))
 
