@@ -96,13 +96,17 @@ def cores() -> list[int]:
 
 def pinned(core: int | None) -> list[str]:
     """A ``taskset`` prefix for a command, when taskset exists and the core is ours."""
-    if core is None or shutil.which("taskset") is None or core not in cores():
+    if core is None or shutil.which("taskset") is None or core not in _CORES:
         return []
     return ["taskset", "-c", str(core)]
 
 
 def pin_self(core: int | None) -> None:
-    if core is not None and core in cores():
+    """Run this process (and the children it starts unpinned) on ``core``; ``None``: on every
+    core again (run_all's earlier steps may have pinned it)."""
+    if core is None:
+        os.sched_setaffinity(0, set(_CORES))
+    elif core in _CORES:
         os.sched_setaffinity(0, {core})
 
 
