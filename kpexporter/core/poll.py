@@ -47,14 +47,21 @@ def _looks_like_exposition(body: bytes) -> bool:
     return head == b"" or head == b"#" or head.isalpha() or head in (b"_", b":")
 
 
-def _candidate_lines(body: bytes, prefixes: tuple[str, ...]) -> int:
-    """Lines starting with one of ``prefixes``: at least the samples the reader would keep,
-    counted at C speed before reading, so an oversized page costs no parsing at all."""
+def _too_many_candidates(body: bytes, prefixes: tuple[str, ...], limit: int) -> bool:
+    """Whether more than ``limit`` lines start with one of ``prefixes`` (at least the samples
+    the reader would keep), counted at C speed before reading, so an oversized page costs no
+    parsing at all.
+
+    Every such line but the page's first follows a newline of its own, so a page with fewer
+    than ``limit`` newlines cannot have too many: one newline count (memchr speed) spares a
+    pass over the page per prefix, ~7 % of a poll's CPU for the 84 KB v1.30 page."""
+    if body.count(b"\n") < limit:
+        return False
     n = 0
     for p in prefixes:
         raw = p.encode()
         n += body.count(b"\n" + raw) + body.startswith(raw)
-    return n
+    return n > limit
 
 
 def too_many_series(limit: int) -> EndpointError:
@@ -79,7 +86,7 @@ def interpret_metrics(f: Fetched, max_series: int = DEFAULT_MAX_SERIES,
                              "not a Prometheus text-format page "
                              f"(Content-Type {f.content_type or 'none'!r})")
     prefixes = reader_prefixes(passthrough)
-    if _candidate_lines(f.body, prefixes) > max_series:
+    if _too_many_candidates(f.body, prefixes, max_series):
         return too_many_series(max_series)
     exp = read_exposition(f.body, prefixes)
     # Lines with leading blanks escape the count above; the reader kept them all the same.

@@ -166,3 +166,17 @@ async def test_control_characters_never_reach_our_page(caplog: pytest.LogCapture
     for ch in "\r\0\x1b\x7f":
         assert ch not in s.text
     assert_clean_log(caplog)
+
+
+@pytest.mark.parametrize("trailing", [b"", b"\n"])
+@pytest.mark.parametrize("lines", [98, 99, 100, 101])
+def test_the_newline_shortcut_never_hides_a_page_over_the_cap(lines: int, trailing: bytes) -> None:
+    """Fewer newlines than the cap means fewer candidate lines: the shortcut that skips the
+    per-prefix count agrees with the count at the edge (no trailing newline, first line ours)."""
+    from kpexporter.core.poll import _too_many_candidates
+    page = distinct_series_page(lines).rstrip(b"\n") + trailing
+    counted = page.count(b"\n" + BUCKET.encode()) + page.startswith(BUCKET.encode())
+    for limit in (98, 99, 100, 101):
+        assert _too_many_candidates(page, ("kubeproxy_",), limit) == (counted > limit)
+        got = interpret_metrics(fetched(page), max_series=limit)
+        assert isinstance(got, EndpointError) == (lines > limit), (lines, limit)
