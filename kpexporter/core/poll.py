@@ -54,7 +54,7 @@ def _too_many_candidates(body: bytes, prefixes: tuple[str, ...], limit: int) -> 
 
     Every such line but the page's first follows a newline of its own, so a page with fewer
     than ``limit`` newlines cannot have too many: one newline count (memchr speed) spares a
-    pass over the page per prefix, ~7 % of a poll's CPU for the 84 KB v1.30 page."""
+    pass over the page per prefix: 0.14 ms of a ~2.5 ms poll on the 84 KB v1.30 page."""
     if body.count(b"\n") < limit:
         return False
     n = 0
