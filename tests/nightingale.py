@@ -77,3 +77,11 @@ def shape_problems(ours: Mapping[str, Any], examples: Iterable[Mapping[str, Any]
 
 def dangerous(name: str) -> bool:
     return any(bad in name for bad in DANGEROUS)
+
+
+def assert_committed(folder: Path, want: dict[str, str], regenerate: str) -> None:
+    """``folder`` holds exactly the rendered files ``want``, byte for byte."""
+    have = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*"))}
+    assert sorted(have) == sorted(want), f"{folder} holds other files than rendered"
+    for name, text in want.items():
+        assert have[name] == text, f"{folder.name}/{name} drifted: run `{regenerate}`"

@@ -89,6 +89,18 @@ def run_promtool_tests(
     return output
 
 
+def assert_promtool_accepts(rules: list[dict[str, str]], path: Path) -> None:
+    """``promtool check rules`` on ``rules`` (``{"record": ..., "expr": ...}``) written to
+    ``path``: every expression must parse as Prometheus parses it."""
+    path.write_text(yaml.safe_dump({"groups": [{"name": path.stem, "rules": rules}]}))
+    exe = promtool_path()
+    assert exe is not None
+    proc = subprocess.run([exe, "check", "rules", str(path)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in proc.stdout
+
+
 def _dump(doc: Mapping[str, Any]) -> str:
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return yaml.dump(dict(doc), Dumper=dumper, sort_keys=False, width=1 << 16)

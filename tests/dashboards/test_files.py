@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from kpexporter.config.schema import build_config
 from kpexporter.dashboards import render
@@ -23,7 +22,7 @@ from tests.dashboards.grafana import (
     unexpanded,
     variables,
 )
-from tests.promtool import have_promtool, promtool_path, skip_reason
+from tests.promtool import assert_promtool_accepts, have_promtool, skip_reason
 
 needs_promtool = pytest.mark.skipif(not have_promtool(), reason=skip_reason())
 
@@ -89,11 +88,4 @@ def test_every_query_parses_in_prometheus(tmp_path: Path) -> None:
                 assert selector is not None
                 rules.append({"record": f"dashboard:variable:{len(rules)}",
                               "expr": expand(selector, values)})
-    path = tmp_path / "queries.yaml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    exe = promtool_path()
-    assert exe is not None
-    proc = subprocess.run([exe, "check", "rules", str(path)], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"SUCCESS: {len(rules)} rules found" in proc.stdout
+    assert_promtool_accepts(rules, tmp_path / "queries.yaml")

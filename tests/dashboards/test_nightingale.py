@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kpexporter.config.schema import build_config
 from kpexporter.dashboards import nightingale
@@ -28,7 +27,7 @@ from tests.dashboards.grafana import (
     unexpanded,
     variables,
 )
-from tests.promtool import have_promtool, promtool_path, skip_reason
+from tests.promtool import assert_promtool_accepts, have_promtool, skip_reason
 
 N9E_DIR = DASHBOARDS / "nightingale"
 needs_promtool = pytest.mark.skipif(not have_promtool(), reason=skip_reason())
@@ -79,11 +78,7 @@ def pairs(name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 def test_committed_files_are_the_rendering_of_the_defaults() -> None:
     """Fails on drift: regenerate with ``kpexporter dashboards --format nightingale -o
     dashboards/nightingale`` (``make dashboards``)."""
-    want = nightingale.render(build_config(None, {}, {}))
-    have = {p.name: p.read_text(encoding="utf-8") for p in sorted(N9E_DIR.glob("*"))}
-    assert sorted(have) == sorted(want), "dashboards/nightingale/ holds other files"
-    for name, text in want.items():
-        assert have[name] == text, f"dashboards/nightingale/{name} drifted: `make dashboards`"
+    n9e.assert_committed(N9E_DIR, nightingale.render(build_config(None, {}, {})), "make dashboards")
 
 
 def test_one_board_per_grafana_dashboard_and_the_command_writes_them(tmp_path: Path) -> None:
@@ -251,11 +246,4 @@ def test_every_query_parses_in_prometheus(tmp_path: Path) -> None:
                 assert selector is not None, v["definition"]
                 rules.append({"record": f"nightingale:variable:{len(rules)}",
                               "expr": _n9e_expand(selector.group(1), board)})
-    path = tmp_path / "n9e-queries.yaml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "nightingale", "rules": rules}]}))
-    exe = promtool_path()
-    assert exe is not None
-    proc = subprocess.run([exe, "check", "rules", str(path)], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"SUCCESS: {len(rules)} rules found" in proc.stdout
+    assert_promtool_accepts(rules, tmp_path / "n9e-queries.yaml")

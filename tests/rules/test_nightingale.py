@@ -20,7 +20,7 @@ from kpexporter.config.durations import parse_duration
 from kpexporter.config.schema import build_config
 from kpexporter.rules import nightingale
 from tests import nightingale as n9e
-from tests.promtool import have_promtool, promtool_path, skip_reason
+from tests.promtool import assert_promtool_accepts, have_promtool, skip_reason
 
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = REPO / "alerts"
@@ -70,11 +70,7 @@ def test_vendored_files_are_the_recorded_bytes() -> None:
 def test_committed_files_are_the_rendering_of_the_defaults() -> None:
     """Fails on drift: regenerate with ``kpexporter rules --format nightingale -o
     alerts/nightingale`` (``make rules``)."""
-    want = nightingale.render(build_config(None, {}, {}))
-    have = {p.name: p.read_text(encoding="utf-8") for p in sorted(N9E_DIR.glob("*"))}
-    assert sorted(have) == sorted(want), "alerts/nightingale/ holds other files than rendered"
-    for name, text in want.items():
-        assert have[name] == text, f"alerts/nightingale/{name} drifted: run `make rules`"
+    n9e.assert_committed(N9E_DIR, nightingale.render(build_config(None, {}, {})), "make rules")
 
 
 def test_the_command_writes_the_committed_files(tmp_path: Path) -> None:
@@ -178,14 +174,7 @@ def test_every_prom_ql_parses_in_prometheus(tmp_path: Path) -> None:
     exprs = [r["prom_ql"] for r in ALERT_RULES + RECORDING_RULES]
     exprs += [q["prom_ql"] for r in ALERT_RULES for q in r["rule_config"]["queries"]]
     rules = [{"record": f"nightingale:prom_ql:{i}", "expr": e} for i, e in enumerate(exprs)]
-    path = tmp_path / "n9e.yaml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "nightingale", "rules": rules}]}))
-    exe = promtool_path()
-    assert exe is not None
-    proc = subprocess.run([exe, "check", "rules", str(path)], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"SUCCESS: {len(rules)} rules found" in proc.stdout
+    assert_promtool_accepts(rules, tmp_path / "n9e.yaml")
 
 
 def test_a_custom_config_gives_unique_names_and_its_own_severities(tmp_path: Path) -> None:
