@@ -8,7 +8,12 @@ would forward a scrape. Labels added as a scrape would add them: ``job`` (``kpex
 selectors of ``alerts/`` and of the kubernetes-mixin), ``instance`` (``NODE:PORT``, the
 address Prometheus would scrape), then each receiver's ``external_labels`` (which may
 override ``job`` and ``instance`` but never a series' own label; a series label that
-clashes with ``job``/``instance`` becomes ``exported_*``).
+clashes with ``job``/``instance`` becomes ``exported_*``). Staleness markers as Prometheus
+writes them: a series of a target's previous poll that its next poll lacks gets one
+:data:`STALE_NAN` sample at the new poll's timestamp, and when a target leaves the state list
+(discovery dropped the node, the shard changed) each series of its last poll gets one at the
+time of that collect (the process-level samples are tracked the same way, though their set
+only grows today); so the receiver ends them at once, not after its 5-minute lookback.
 
 How. One queue per receiver, bounded by ``queue.capacity`` samples: when full, the oldest
 are dropped and counted (``kpexporter_remote_write_samples_dropped_total{reason=
@@ -33,6 +38,7 @@ import asyncio
 import contextlib
 import os
 import re
+import struct
 import time
 import weakref
 from collections import deque
@@ -49,13 +55,30 @@ from kpexporter.service.families import PREFIX
 from kpexporter.service.remote_write_stats import ReceiverStats, receiver
 from kpexporter.service.series import SeriesSample, process_samples, target_samples
 
-__all__ = ["FLUSH_SECONDS", "PASSTHROUGH_JOB", "Outbox", "RemoteWriter", "expand_env", "labelled"]
+__all__ = ["FLUSH_SECONDS", "PASSTHROUGH_JOB", "STALE_NAN", "Outbox", "RemoteWriter", "expand_env",
+           "labelled"]
 
 FLUSH_SECONDS = 5.0
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PASSTHROUGH_JOB = "kube-proxy"
 """``job`` of kube-proxy's own series: the kubernetes-mixin's selector."""
 OWN_JOB = "kpexporter"
+STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+"""Prometheus's staleness marker (``value.StaleNaN`` in ``prometheus/model/value``): a NaN
+with these exact bits, which a receiver stores as "the series ended here" rather than as a
+value (any other NaN is an ordinary sample). Built from the bits because ``float("nan")``
+has other ones; passed through unchanged as a protobuf double, never computed with."""
+
+_Key = tuple[str, tuple[tuple[str, str], ...]]
+"""A series before :func:`labelled`: (sample name, its labels sorted)."""
+
+
+def _key(sample: SeriesSample) -> _Key:
+    return sample[0], tuple(sorted(sample[1].items()))
+
+
+def _stale(keys: frozenset[_Key]) -> list[SeriesSample]:
+    return [(name, dict(labels), STALE_NAN) for name, labels in sorted(keys)]
 
 
 def labelled(samples: Sequence[SeriesSample], ts_ms: int, target: dict[str, str],
@@ -201,14 +224,21 @@ class RemoteWriter:
         instance = instance or f"{cfg.node}:{cfg.listen_port}"
         self.senders = [_Sender(rw, instance) for rw in cfg.remote_write]
         self._seen: weakref.WeakKeyDictionary[TargetState, int] = weakref.WeakKeyDictionary()
+        # The series of each node's last collected poll (and of the last process-level
+        # samples): only the last, so what goes stale next is known and memory stays bounded.
+        self._last: dict[str, frozenset[_Key]] = {}
+        self._last_own: frozenset[_Key] = frozenset()
         self._tasks: list[asyncio.Task[None]] = []
         self.tick = min(1.0, cfg.interval / 4)
 
     def collect(self) -> int:
-        """Queue the samples of every target polled since the last call; returns how many
-        samples (per receiver) were queued."""
+        """Queue the samples of every target polled since the last call, with staleness
+        markers for the series that went away (module docstring); returns how many samples
+        (per receiver) were queued."""
         fresh: list[tuple[int, list[SeriesSample]]] = []
+        present: set[str] = set()
         for st in self.states():
+            present.add(st.node)
             last = st.last
             if last is None or self._seen.get(st) == st.version:
                 continue
@@ -218,18 +248,31 @@ class RemoteWriter:
                 d = st.derived
                 samples.append(("up", {"node": st.node},
                                 1.0 if d is not None and d.up else 0.0))
+            keys = frozenset(map(_key, samples))
+            samples += _stale(self._last.get(st.node, frozenset()) - keys)
+            self._last[st.node] = keys
             fresh.append((round(last.started * 1000), samples))
-        if not fresh:
-            return 0
-        ts = max(t for t, _ in fresh)
-        own = [("up", {}, 1.0), *process_samples()]
         now = time.time()
+        gone: list[SeriesSample] = []
+        for node in [n for n in self._last if n not in present]:
+            gone += _stale(self._last.pop(node))
+        if not fresh and not gone:
+            return 0
+        own: list[SeriesSample] = []
+        if fresh:
+            ts = max(t for t, _ in fresh)
+            own = [("up", {}, 1.0), *process_samples()]
+            keys = frozenset(map(_key, own))
+            own += _stale(self._last_own - keys)
+            self._last_own = keys
         n = 0
         for s in self.senders:
             batch: list[Sample] = []
             for t, samples in sorted(fresh, key=lambda f: f[0]):
                 batch += labelled(samples, t, s.target, s.rw.external_labels)
-            batch += labelled(own, ts, s.target, s.rw.external_labels)
+            if own:
+                batch += labelled(own, ts, s.target, s.rw.external_labels)
+            batch += labelled(gone, round(now * 1000), s.target, s.rw.external_labels)
             s.outbox.put(batch, now)
             n = len(batch)
         return n

@@ -218,3 +218,31 @@ def test_receiver_restart_loses_nothing_within_the_queue_bound(
     finally:
         for ex in (big, small):
             ex.stop()
+
+
+def test_series_of_an_unreadable_kube_proxy_end_at_once_by_staleness_markers(
+        tmp_path: Path, receiver: PrometheusServer) -> None:
+    """kube-proxy stops answering: its passed-through series leave the next poll, so the
+    exporter writes StaleNaN for each, and the receiver stops returning them at once (not
+    after its 5-minute lookback), while kpexporter's own series of the node go on."""
+    (tmp_path / "sim").mkdir()
+    sim = SimulatorProcess(tmp_path / "sim", nodes=1, version="1.33")
+    sim.start()
+    ex = _exporter(tmp_path, sim, 0, "stale-e2e", (
+        f"remote_write:\n  - url: {receiver.url}/api/v1/write\n"
+        "    queue: {batch_send_deadline: 0.1s}\n"))
+    ex.start()
+    passed = '{job="kube-proxy", node="stale-e2e", __name__!="up"}'
+    try:
+        receiver.wait_for(passed, lambda r: len(r) > 10, what="kube-proxy's series pushed")
+        before = time.time()
+        count = len(receiver.query(passed, at=before))
+        sim.stop()
+        receiver.wait_for(passed, lambda r: len(r) == 0, timeout=30.0,
+                          what="staleness markers ending kube-proxy's series")
+        assert len(receiver.query(passed, at=before)) == count  # stored before the marker
+        own = receiver.query('kpexporter_up{node="stale-e2e"}')
+        assert [float(s["value"][1]) for s in own] == [0.0]  # the node's own series go on
+    finally:
+        ex.stop()
+        sim.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,14 @@ def test_decode_inverts_encode(items: list[tuple[str, dict[str, str], float, int
 def test_special_values_survive(value: float) -> None:
     (got,) = decode(compress(encode([Sample(series_labels("x", {}), value, 5)])))
     assert got.value == value or (math.isnan(got.value) and math.isnan(value))
+
+
+@pytest.mark.parametrize("bits", [0x7FF0000000000002, 0x7FF8000000000001])
+def test_nan_payload_bits_are_kept_on_the_wire(bits: int) -> None:
+    """Prometheus's StaleNaN (0x7ff0000000000002) is told from other NaNs by its bits only:
+    the encoded double must carry them exactly (fixed64 little-endian, field 1 of Sample)."""
+    value = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    body = encode([Sample(series_labels("x", {}), value, 5)])
+    assert b"\x09" + struct.pack("<Q", bits) in body  # tag 1, wire type 1 (64-bit)
+    (got,) = decode(compress(body))
+    assert struct.unpack("<Q", struct.pack("<d", got.value))[0] == bits

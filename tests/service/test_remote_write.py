@@ -7,6 +7,8 @@ the headers remote write 1.0 requires; the end-to-end tests put a real Prometheu
 from __future__ import annotations
 
 import asyncio
+import math
+import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -15,10 +17,19 @@ from typing import Any
 import pytest
 
 from kpexporter.config.remote_write import QueueConfig, RemoteWrite, parse_remote_write
+from kpexporter.core.state import TargetState
 from kpexporter.net.remote_write import judge, retry_after
-from kpexporter.promtext.writerequest import Sample, decode, series_labels
+from kpexporter.promtext import remote_write_pb2 as pb
+from kpexporter.promtext.writerequest import Sample, compress, decode, encode, series_labels
 from kpexporter.service import remote_write as rwmod
-from kpexporter.service.remote_write import Outbox, RemoteWriter, _Sender, expand_env, labelled
+from kpexporter.service.remote_write import (
+    STALE_NAN,
+    Outbox,
+    RemoteWriter,
+    _Sender,
+    expand_env,
+    labelled,
+)
 from kpexporter.service.remote_write_stats import RECEIVERS, ReceiverStats
 from tests.builders import HEALTHY_128, HEALTHY_128_NOW, config, poll_result
 from tests.fixtures import V1_30, fixture_bytes
@@ -233,3 +244,104 @@ def test_external_labels_expand_environment_variables() -> None:
     env = {"NODE_NAME": "node-7"}
     assert expand_env("${NODE_NAME}", env) == "node-7"
     assert expand_env("a-${NODE_NAME}-${MISSING}-$$-$NODE_NAME", env) == "a-node-7--$-$NODE_NAME"
+
+
+# Staleness markers ---------------------------------------------------------------------
+
+
+def _bits(v: float) -> int:
+    return int.from_bytes(struct.pack("<d", v), "little")
+
+
+def _is_stale(v: float) -> bool:
+    return _bits(v) == 0x7FF0000000000002
+
+
+def _stale_writer(states: list[TargetState]) -> RemoteWriter:
+    RECEIVERS.clear()
+    cfg = replace(config(), remote_write=parse_remote_write(
+        [{"url": "http://127.0.0.1:9/api/v1/write", "queue": {"capacity": 100000}}]))
+    return RemoteWriter(cfg, lambda: states)
+
+
+def _queued(writer: RemoteWriter) -> list[Sample]:
+    box = writer.senders[0].outbox
+    out = box.take(len(box))
+    box.done()
+    return out
+
+
+def _poll(st: TargetState, k: int) -> int:
+    """Record poll ``k`` of ``st``; returns its timestamp in ms."""
+    started = HEALTHY_128_NOW + 15 * k
+    st.record(poll_result(HEALTHY_128, 200, fixture_bytes(V1_30), started=started), config())
+    return round(started * 1000)
+
+
+def test_stale_nan_has_prometheus_bits() -> None:
+    assert _is_stale(STALE_NAN) and math.isnan(STALE_NAN)
+    assert not _is_stale(float("nan"))
+
+
+async def test_a_vanished_series_gets_one_stale_marker_and_comes_back_normally(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pages = {1: [("a", {"node": "node-a"}, 1.0), ("b", {"node": "node-a", "x": "y"}, 2.0)],
+             2: [("a", {"node": "node-a"}, 1.0)],
+             3: [("a", {"node": "node-a"}, 1.0)],
+             4: [("a", {"node": "node-a"}, 1.0), ("b", {"node": "node-a", "x": "y"}, 5.0)]}
+    k = 0
+    monkeypatch.setattr(rwmod, "target_samples", lambda st: iter(pages[k]))
+    st = recorded([])
+    writer = _stale_writer([st])
+
+    def series_b(batch: list[Sample]) -> list[Sample]:
+        return [s for s in batch if dict(s.labels)["__name__"] == "b"]
+
+    got = {}
+    for k in (1, 2, 3, 4):
+        ts = _poll(st, k)
+        writer.collect()
+        got[k] = (ts, series_b(_queued(writer)))
+    assert [s.value for s in got[1][1]] == [2.0]
+    (marker,) = got[2][1]  # exactly one, at the poll that lacked it
+    assert _is_stale(marker.value) and marker.timestamp_ms == got[2][0]
+    assert dict(marker.labels) == {"__name__": "b", "node": "node-a", "x": "y",
+                                   "job": "kube-proxy", "instance": "node-a:19249"}
+    assert got[3][1] == []  # none later
+    assert [(s.value, s.timestamp_ms) for s in got[4][1]] == [(5.0, got[4][0])]
+    await writer.close(flush=0)
+
+
+async def test_a_dropped_target_gets_a_stale_marker_for_each_of_its_last_series() -> None:
+    a, b = recorded([], "node-a"), recorded([], "node-b")
+    states = [a, b]
+    writer = _stale_writer(states)
+    _poll(a, 1)
+    _poll(b, 1)
+    writer.collect()
+    sent_b = {s.labels for s in _queued(writer) if dict(s.labels).get("node") == "node-b"}
+    assert len(sent_b) > 100
+    states.remove(b)  # discovery dropped node-b; nothing polled since
+    before = round(time.time() * 1000)
+    writer.collect()
+    markers = _queued(writer)
+    assert {s.labels for s in markers} == sent_b
+    assert len(markers) == len(sent_b) and all(_is_stale(s.value) for s in markers)
+    assert all(before <= s.timestamp_ms <= round(time.time() * 1000) for s in markers)
+    _poll(a, 2)
+    writer.collect()  # forgotten: no more markers for node-b
+    assert all(dict(s.labels).get("node") != "node-b" for s in _queued(writer))
+    await writer.close(flush=0)
+
+
+def test_stale_nan_bits_survive_labelled_outbox_and_encoding() -> None:
+    (s,) = labelled([("x", {"node": "n"}, STALE_NAN)], 7, {"job": "j", "instance": "i"}, ())
+    box = Outbox(10, ReceiverStats("u"))
+    box.put([s], 0.0)
+    (taken,) = box.take(1)
+    req = pb.WriteRequest()
+    req.ParseFromString(encode([taken]))
+    (value,) = [x.value for x in req.timeseries[0].samples]
+    assert _bits(value) == 0x7FF0000000000002
+    (back,) = decode(compress(encode([taken])))
+    assert _is_stale(back.value) and back.timestamp_ms == 7
