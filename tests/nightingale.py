@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from kpexporter.kubeproxy.healthz import json_type
+
 DATA = Path(__file__).resolve().parent / "data" / "nightingale"
 ALERTS = DATA / "Kubernetes" / "alerts" / "Load.json"
 BOARD = DATA / "Kubernetes" / "dashboards" / "proxy.json"
@@ -28,21 +30,6 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 def load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    assert isinstance(value, dict), value
-    return "object"
 
 
 def compatible(ours: Any, theirs: Any) -> bool:

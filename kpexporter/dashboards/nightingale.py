@@ -24,7 +24,6 @@ hiding, cell colouring and ``$__url_time_range`` in links.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,6 +33,7 @@ from kpexporter.dashboards.board import Board, build
 from kpexporter.dashboards.render import FILES
 from kpexporter.dashboards.scope import NODE_UID, NODE_VAR, Scope, scope
 from kpexporter.dashboards.style import DATASOURCE_VAR
+from kpexporter.rules.nightingale import to_json
 
 CONFIGS_VERSION = "3.0.0"
 """n9e's board format (``DASHBOARD_VERSION``; what its Grafana importer writes)."""
@@ -277,10 +277,6 @@ def boards(cfg: Config) -> dict[str, dict[str, Any]]:
     models = {name: build(b, s) for name, b in made.items()}
     others = [(board_name(m["title"]), m["uid"]) for m in models.values()]
     return {name: convert(m, others) for name, m in models.items()}
-
-
-def to_json(model: object) -> str:
-    return json.dumps(model, indent=2, ensure_ascii=False) + "\n"
 
 
 def render(cfg: Config) -> dict[str, str]:

@@ -128,7 +128,7 @@ def parse_healthz(body: bytes, status_code: int) -> HealthzReport:
     except ValueError:  # JSONDecodeError, NaN/Infinity, int literals beyond int_max_str_digits
         _fail("body is not valid JSON")
     if not isinstance(doc, dict):
-        _fail(f"body is a JSON {_json_type(doc)}, not an object")
+        _fail(f"body is a JSON {json_type(doc)}, not an object")
     return _report(doc, status_code)
 
 
@@ -176,7 +176,7 @@ def _families(doc: dict[str, Any]) -> tuple[FamilyHealth, ...]:
         return ()
     status = doc["status"]
     if not isinstance(status, dict):
-        _fail(f"status must be an object, got {_json_type(status)}", "status")
+        _fail(f"status must be an object, got {json_type(status)}", "status")
     families = []
     for family in sorted(status):
         if family not in _IP_FAMILIES:
@@ -184,7 +184,7 @@ def _families(doc: dict[str, Any]) -> tuple[FamilyHealth, ...]:
         entry = status[family]
         where = f"status.{family}"
         if not isinstance(entry, dict):
-            _fail(f"{where} must be an object, got {_json_type(entry)}", where)
+            _fail(f"{where} must be an object, got {json_type(entry)}", where)
         if "lastUpdated" not in entry:
             _fail(f"{where}.lastUpdated is missing", f"{where}.lastUpdated")
         healthy = _optional_bool(entry, "healthy", where)
@@ -199,7 +199,7 @@ def _string(obj: dict[str, Any], key: str, where: str = "") -> str:
     value = obj[key]
     if not isinstance(value, str):
         name = f"{where}.{key}" if where else key
-        _fail(f"{name} must be a string, got {_json_type(value)}", name)
+        _fail(f"{name} must be a string, got {json_type(value)}", name)
     return value
 
 
@@ -211,7 +211,7 @@ def _optional_bool(obj: dict[str, Any], key: str, where: str = "") -> bool | Non
     value = obj[key]
     if type(value) is not bool:
         name = f"{where}.{key}" if where else key
-        _fail(f"{name} must be true or false, got {_json_type(value)}", name)
+        _fail(f"{name} must be true or false, got {json_type(value)}", name)
     return value
 
 
@@ -227,7 +227,8 @@ def _is_rfc3339(text: str) -> bool:
     return len(text) > 10 and text[10] == "T"
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type (what error messages and shape checks say)."""
     if value is None:
         return "null"
     if isinstance(value, bool):

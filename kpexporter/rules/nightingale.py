@@ -47,8 +47,6 @@ _SEVERITY_WORDS = (
     (2, ("warning", "warn", "sev2", "severity2")),
     (3, ("info", "notice", "sev3", "severity3")),
 )
-DANGEROUS = ("<", ">", "&", "'", '"', "://", "../")
-"""What n9e's ``str.Dangerous`` refuses in a rule or board name."""
 
 
 def severity(word: str) -> int:
@@ -166,6 +164,7 @@ def n9e_rules(cfg: Config) -> dict[str, list[dict[str, Any]]]:
 
 
 def to_json(model: object) -> str:
+    """n9e's files as this project writes them: indented, keys in model order."""
     return json.dumps(model, indent=2, ensure_ascii=False) + "\n"
 
 
