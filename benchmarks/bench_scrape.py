@@ -27,7 +27,6 @@ import http.client
 import importlib.util
 import os
 import socket
-import sys
 import threading
 import time
 from typing import Any
@@ -130,7 +129,7 @@ def served(targets: int, n: int, protocol: str) -> float:
         clients = 8
 
         def client(k: int) -> None:
-            conn = http_client(port)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             for i in range(n // clients):
                 conn.request("GET", f"/metrics?node={names[(i * clients + k) % len(names)]}",
                              headers={"Accept-Encoding": "gzip"})
@@ -150,10 +149,6 @@ def served(targets: int, n: int, protocol: str) -> float:
         pin_self(None)
 
 
-def http_client(port: int) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", type=int, default=200)
@@ -170,7 +165,6 @@ def main() -> None:
         cpu = served(args.targets, args.requests, protocol)
         print(f"served by uvicorn ({protocol}): {cpu * 1e3:.3f} ms of server CPU a request, "
               f"{cpu / r['page']:.1f}x the page itself")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":
