@@ -90,8 +90,9 @@ async def test_head_answers_on_every_get_route_with_the_get_headers() -> None:
     poller, _ = app_with(polled=True)
     app = create_app(poller, manage_poller=False)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-    paths = [r.path for r in app.routes if "GET" in getattr(r, "methods", ())]
-    assert {"/metrics", "/healthz", "/readyz", "/api/v1/targets", "/"} <= set(paths)
+    paths = ["/metrics"]  # MetricsFirst, before the routes
+    paths += [r.path for r in app.routes if "GET" in getattr(r, "methods", ())]
+    assert {"/healthz", "/readyz", "/api/v1/targets", "/"} <= set(paths)
     async with client:
         for path in paths:
             got, head = await client.get(path), await client.head(path)
@@ -120,3 +121,13 @@ async def test_metrics_for_one_node_and_unknown_nodes() -> None:
         assert r.text.count("\n") == 1 and r.text.startswith("unknown node")
     assert "'nope'" in missing.text
     assert head.status_code == 404 and head.content == b""
+
+
+async def test_metrics_answers_405_to_other_methods() -> None:
+    _, client = app_with(polled=True)
+    async with client:
+        r = await client.post("/metrics", content=b"x")
+        other = await client.post("/readyz")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert r.text == "method not allowed\n"
+    assert other.status_code == 405  # what FastAPI answers on its routes too
