@@ -13,7 +13,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -99,31 +99,35 @@ def make_config(args: argparse.Namespace) -> Config:
     return build_config(path, os.environ, flags)
 
 
-def _prepare(args: argparse.Namespace) -> Coroutine[Any, Any, Any]:
-    """Validate everything up front; return the coroutine to run.
+Prepared = tuple[Coroutine[Any, Any, Any], Callable[[], asyncio.AbstractEventLoop] | None]
+"""The coroutine a command runs, and the event loop to run it on (None: asyncio's own)."""
+
+
+def _prepare(args: argparse.Namespace) -> Prepared:
+    """Validate everything up front; return the coroutine to run and its loop.
 
     Raises ConfigError, UsageError or ValueError (bad usage) before anything has started."""
     if args.command == "simulate":
         from kpexporter.simulator import options_from_args, run_forever
         opts = options_from_args(args)
         setup_logging()
-        return run_forever(opts)
+        return run_forever(opts), None
     if args.command == "demo":
         from kpexporter.cli.demo import prepare_demo
-        return prepare_demo(args)
+        return prepare_demo(args), None
     if args.command == "rules":
         from kpexporter.cli.rules import prepare_rules
-        return prepare_rules(args)
+        return prepare_rules(args), None
     if args.command == "dashboards":
         from kpexporter.cli.dashboards import prepare_dashboards
-        return prepare_dashboards(args)
+        return prepare_dashboards(args), None
     cfg = make_config(args)
     if args.command == "check":
         from kpexporter.cli.check import _check
         # check's output already says what went wrong; log only errors unless asked.
         level = cfg.log_level if args.log_level else "error"
         setup_logging(cfg.log_format, level)  # type: ignore[arg-type]
-        return _check(cfg, args.output)
+        return _check(cfg, args.output), None
     from kpexporter.cli.serve import prepare_serve
     setup_logging(cfg.log_format, cfg.log_level)  # type: ignore[arg-type]
     return prepare_serve(cfg)
@@ -144,13 +148,14 @@ def _run(argv: Sequence[str] | None) -> int:
         parser.print_help()
         return EX_USAGE
     try:
-        coro = _prepare(args)
+        coro, loop_factory = _prepare(args)
     except (ConfigError, UsageError, ValueError) as e:  # WebConfigError is a ValueError
         print(f"kpexporter: {e}", file=sys.stderr)
         return EX_USAGE
     from kpexporter.simulator import BindError
     try:
-        result = asyncio.run(coro)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            result = runner.run(coro)
     except KeyboardInterrupt:
         return 0
     except (BindError, UsageError) as e:  # a port taken between validation and binding

@@ -155,6 +155,10 @@ class Config:
         None, v.file_path, "exporter-toolkit web config: TLS, basic auth, response headers",
         flag="--web-config-file", commands=SERVE, metavar="FILE",
         default_text="none: plain HTTP, no auth")
+    event_loop: str = setting(
+        "auto", None, "serve's asyncio event loop: auto is uvloop when installed and the web "
+        "config has no TLS, else asyncio's own", flag="--event-loop", commands=SERVE,
+        choices=("auto", "uvloop", "asyncio"))
     targets_extra: tuple[Target, ...] = setting(
         (), v.targets, "multi-target mode: a list of {node, healthz_url, metrics_url}",
         key="targets", env=False, default_text="the one local kube-proxy")

@@ -113,6 +113,8 @@ class WebUvicornConfig(uvicorn.Config):
         self.live_tls = (
             _LiveTLS(web.tls, web.ssl_context) if web is not None and web.tls is not None else None
         )
+        if self.live_tls is not None:  # for Server.run: asyncio's SSLProtocol needs its loop
+            kwargs["loop"] = "asyncio"
         super().__init__(
             app, http="h11", server_header=False, timeout_keep_alive=limits.idle_timeout,
             backlog=backlog, **kwargs,

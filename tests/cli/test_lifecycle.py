@@ -168,7 +168,8 @@ async def test_start_line_has_the_effective_config_and_no_secrets() -> None:
             m = await s.wait_for_line(r"event=start .*listen=127\.0\.0\.1:(\d+)")
             start = m.string
             for field in ("node=node-l", "interval=0.25", "timeout=2.0", "windows=10m,2h",
-                          "basic_auth=True", f"healthz_url={kp.healthz_url}"):
+                          "basic_auth=True", f"healthz_url={kp.healthz_url}",
+                          "event_loop=uvloop"):  # the default without TLS
                 assert field in start, (field, start)
             port = int(m.group(1))
             async with httpx.AsyncClient(timeout=5) as client:
@@ -219,6 +220,9 @@ BAD_USAGE = [
     (["serve", "--web-config-file", str(WEB_CONFIGS / "hash_plaintext.bad.yml")],
      "basic_auth_users"),
     (["serve", "--web-config-file", "/nonexistent/web.yml"], "web"),
+    (["serve", "--event-loop", "tokio"], "event-loop"),
+    (["serve", "--event-loop", "uvloop", "--web-config-file", str(WEB_CONFIGS / "tls.good.yml")],
+     "event_loop"),
 ]
 
 
