@@ -33,6 +33,9 @@ HEALTHZ_1_28 = (
     b'"nodeEligible": true}'
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+"""The Accept header of every Prometheus 2.x scrape (scrape/scrape.go): OpenMetrics first."""
 
 
 def fixture(name: str = V1_30) -> bytes:

@@ -12,7 +12,8 @@ Run from the repository root::
 - After the first round of polls and one more interval, Prometheus's per-node scrapes start:
   every node's ``/metrics?node=NAME`` once per ``--scrape-interval`` (default: 0.9 × the poll
   interval, so that every node is scraped within every round), spread evenly, from 48
-  keep-alive connections (``Accept-Encoding: gzip``); each answer's
+  keep-alive connections with Prometheus's headers (``Accept``: OpenMetrics first,
+  ``Accept-Encoding: gzip``); each answer's
   ``kpexporter_last_success_timestamp_seconds`` (the start of the node's last good poll) is
   its poll age. Then for ``--rounds`` intervals: the exporter's CPU over the interval
   (/proc, user+system) and that round's per-node answers: a node *polled every interval*
@@ -46,7 +47,16 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
-from _common import Child, cores, pin_self, pinned, process_cpu, process_rss_mb, wait_for
+from _common import (
+    PROMETHEUS_ACCEPT,
+    Child,
+    cores,
+    pin_self,
+    pinned,
+    process_cpu,
+    process_rss_mb,
+    wait_for,
+)
 from kpexporter.service.sharding import shard_of
 
 _LAST = re.compile(rb'^kpexporter_last_success_timestamp_seconds\{node="([^"]+)"\} (\S+)$', re.M)
@@ -73,7 +83,8 @@ def free_block(nodes: int) -> ipaddress.IPv4Address:
 def scrape(port: int) -> tuple[float, bytes]:
     """(seconds, gzip body) of one scrape of the exporter, as Prometheus does it."""
     req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
-                                 headers={"Accept-Encoding": "gzip"})
+                                 headers={"Accept": PROMETHEUS_ACCEPT,
+                                          "Accept-Encoding": "gzip"})
     t = time.perf_counter()
     with urllib.request.urlopen(req, timeout=120) as r:
         data = r.read()
@@ -128,7 +139,8 @@ class NodeScrapes:
                 t = time.perf_counter()
                 try:
                     conn.request("GET", f"/metrics?node={quote(node)}",
-                                 headers={"Accept-Encoding": "gzip"})
+                                 headers={"Accept": PROMETHEUS_ACCEPT,
+                                          "Accept-Encoding": "gzip"})
                     r = conn.getresponse()
                     body = r.read()
                     took = time.perf_counter() - t

@@ -18,7 +18,8 @@ def config(**flags: object) -> Config:
 
 
 def poll_result(healthz: bytes | None, status: int, page: bytes | None, *,
-                started: float = HEALTHY_128_NOW, mode: str | None = "iptables") -> PollResult:
+                started: float = HEALTHY_128_NOW, mode: str | None = "iptables",
+                passthrough: tuple[str, ...] = ()) -> PollResult:
     errors: list[EndpointError] = []
     h = m = None
     if healthz is not None:
@@ -30,7 +31,8 @@ def poll_result(healthz: bytes | None, status: int, page: bytes | None, *,
     else:
         errors.append(EndpointError("healthz", "connect", "cannot connect: refused"))
     if page is not None:
-        gm = interpret_metrics(Fetched(200, page, "text/plain; version=0.0.4", started, 0.002))
+        gm = interpret_metrics(Fetched(200, page, "text/plain; version=0.0.4", started, 0.002),
+                               passthrough=passthrough)
         if isinstance(gm, EndpointError):
             errors.append(gm)
         else:

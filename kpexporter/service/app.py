@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,7 +30,7 @@ from kpexporter.service.history import PageHistory
 from kpexporter.service.openmetrics import make_registry
 from kpexporter.service.page import index_html
 from kpexporter.service.poller import Poller
-from kpexporter.service.text import CONTENT_TYPE, render_text
+from kpexporter.service.text import CONTENT_TYPE, render_openmetrics, render_text
 
 __all__ = ["MetricsFirst", "accepts_gzip", "create_app", "render_metrics", "select_nodes",
            "target_json"]
@@ -39,14 +40,29 @@ def render_metrics(poller: Poller, accept: str | None,
                    states: Sequence[TargetState] | None = None) -> tuple[bytes, str]:
     """The exposition page: text 0.0.4 by default, OpenMetrics when Accept asks for it.
 
-    ``states``: the targets to show (default: all of the poller's). The text page comes from
-    ``service.text`` (cached per target); OpenMetrics from the ``prometheus_client`` collector.
+    ``states``: the targets to show (default: all of the poller's). Both come from
+    ``service.text`` (lines cached per target); OpenMetrics with another version or escaping
+    than 1.0.0 and ``underscores`` (what Prometheus asks for), or with a family that writer
+    treats apart, from the ``prometheus_client`` collector.
     """
     chosen = poller.snapshot() if states is None else states
     if accept and "application/openmetrics-text" in accept:
         encoder, ctype = choose_encoder(accept)
+        if _prometheus_openmetrics(encoder):
+            page = render_openmetrics(chosen)
+            if page is not None:
+                return page, ctype
         return encoder(make_registry(lambda: chosen)), ctype
     return render_text(chosen), CONTENT_TYPE
+
+
+def _prometheus_openmetrics(encoder: object) -> bool:
+    """Whether ``choose_encoder`` picked the OpenMetrics writer as it does for Prometheus's
+    Accept header (1.0.0, names escaped with underscores): the page ``render_openmetrics``
+    writes."""
+    return (getattr(encoder, "func", None) is generate_openmetrics
+            and getattr(encoder, "keywords", None) == {"escaping": "underscores",
+                                                        "version": "1.0.0"})
 
 
 def select_nodes(states: Sequence[TargetState], nodes: Sequence[str]) -> (

@@ -131,3 +131,23 @@ async def test_metrics_answers_405_to_other_methods() -> None:
     assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
     assert r.text == "method not allowed\n"
     assert other.status_code == 405  # what FastAPI answers on its routes too
+
+
+async def test_prometheus_gets_openmetrics_written_from_the_cached_lines() -> None:
+    """Prometheus's Accept asks for OpenMetrics 1.0.0 first: the fast writer answers, with the
+    bytes prometheus_client's writer would send; another version goes to that writer."""
+    from prometheus_client.exposition import choose_encoder
+
+    from kpexporter.service.openmetrics import make_registry
+    from tests.service.test_text import PROMETHEUS_ACCEPT
+    poller, client = app_with(polled=True)
+    writer, ctype = choose_encoder(PROMETHEUS_ACCEPT)
+    async with client:
+        r = await client.get("/metrics", params={"node": "node-a"},
+                             headers={"Accept": PROMETHEUS_ACCEPT})
+        other = await client.get("/metrics", headers={
+            "Accept": "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8"})
+    assert r.headers["content-type"] == ctype
+    assert r.content == writer(make_registry(poller.snapshot))
+    assert r.content.endswith(b"# EOF\n") and other.content.endswith(b"# EOF\n")
+    assert other.headers["content-type"].endswith("escaping=allow-utf-8")

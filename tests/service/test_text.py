@@ -1,10 +1,11 @@
-"""The cached text writer serves the collector's page, byte for byte.
+"""The cached text writer serves the collector's page, byte for byte, in both formats.
 
 Each case renders the same states twice, with ``service.text.render_text`` (what ``/metrics``
 serves) and with ``generate_latest`` over the ``prometheus_client`` collector
 (``service.openmetrics``): the bytes must be equal, and so must what
 ``prometheus_client.parser`` reads from them, family by family and sample by sample (NaN
-equal to NaN). promtool must accept the page.
+equal to NaN). The same for OpenMetrics: ``render_openmetrics`` against prometheus_client's
+OpenMetrics writer as it runs for Prometheus's Accept header. promtool must accept the page.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client.exposition import generate_latest
+from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
-from kpexporter.config.schema import Target
+from kpexporter.config.schema import DEFAULT_PASSTHROUGH, Target
 from kpexporter.core.result import EndpointError, PollResult
 from kpexporter.core.state import TargetState
 from kpexporter.service.openmetrics import make_registry
-from kpexporter.service.text import render_text
+from kpexporter.service.text import render_openmetrics, render_text
 from tests.builders import HEALTHY_128, HEALTHY_128_NOW, config, poll_result
 from tests.fixtures import ALL, V1_30, fixture_bytes
 
@@ -68,11 +69,25 @@ def parsed(text: str) -> Parsed:
     return out
 
 
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+"""The Accept header of Prometheus's scrapes (scrape/scrape.go, 2.x)."""
+
+
 def assert_same_page(states: list[TargetState]) -> str:
     fast = render_text(states).decode()
     slow = generate_latest(make_registry(lambda: states)).decode()
     assert parsed(fast) == parsed(slow)
     assert fast == slow  # byte for byte
+    assert_same_openmetrics(states)
+    return fast
+
+
+def assert_same_openmetrics(states: list[TargetState]) -> bytes:
+    writer, _ = choose_encoder(PROMETHEUS_ACCEPT)
+    fast = render_openmetrics(states)
+    assert fast is not None
+    assert fast == writer(make_registry(lambda: states))  # byte for byte
     return fast
 
 
@@ -90,8 +105,10 @@ def recorded(results: list[PollResult], node: str = "node-a") -> TargetState:
 
 def test_every_fixture_page() -> None:
     for name in ALL:
-        st_ = recorded([poll_result(HEALTHY_128, 200, fixture_bytes(name))])
-        assert_same_page([st_])
+        for passthrough in ((), DEFAULT_PASSTHROUGH, ("*",)):  # ("*",): every family on it
+            st_ = recorded([poll_result(HEALTHY_128, 200, fixture_bytes(name),
+                                        passthrough=passthrough)])
+            assert_same_page([st_])
 
 
 def test_down_never_polled_503_and_never_synced() -> None:
@@ -217,3 +234,17 @@ def test_promtool_accepts_the_fast_page() -> None:
     out = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
                          capture_output=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_openmetrics_help_with_quotes_and_families_that_writer_treats_apart() -> None:
+    page = (b'# HELP kubeproxy_odd_total A "quoted" \\ help\n# TYPE kubeproxy_odd_total counter\n'
+            b'kubeproxy_odd_total 3\n')
+    st_ = recorded([poll_result(HEALTHY_128, 200, page, passthrough=DEFAULT_PASSTHROUGH)])
+    assert b'# HELP kubeproxy_odd A \\"quoted\\" \\\\ help\n' in assert_same_openmetrics([st_])
+    untyped = recorded([poll_result(HEALTHY_128, 200, b"kubeproxy_plain 1\n",
+                                    passthrough=DEFAULT_PASSTHROUGH)])
+    assert b"# TYPE kubeproxy_plain unknown\n" in assert_same_openmetrics([untyped])
+    colon = b"# TYPE kubeproxy:rate gauge\nkubeproxy:rate 1\n"
+    odd = recorded([poll_result(HEALTHY_128, 200, colon, passthrough=("kubeproxy*",))])
+    assert b'kubeproxy:rate{node="node-a"} 1.0' in render_text([odd])
+    assert render_openmetrics([odd]) is None  # the collector writes it (its own way)
