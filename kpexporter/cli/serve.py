@@ -109,6 +109,7 @@ async def run_service(cfg: Config, sock: socket.socket, discovery: Any = None,
     ucfg = make_uvicorn_config(app, cfg.listen_host, cfg.listen_port, web,
                                config_path=cfg.web_config_file,
                                unauthenticated_paths=("/healthz", "/readyz"),
+                               quick=app.state.metrics.quick,
                                log_config=None, access_log=False, lifespan="on")
     server = WebServer(ucfg)
     host, port = sock.getsockname()[:2]

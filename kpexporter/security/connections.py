@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, cast
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kpexporter.logs import event
 from kpexporter.security.noise import LogThrottle
+from kpexporter.security.quick import QuickAnswer, parse_request, response_bytes
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -70,15 +72,45 @@ def nofile() -> int:
 
 
 class IdleH11(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with the keep-alive timer running from the start."""
+    """uvicorn's HTTP/1.1 protocol with the keep-alive timer running from the start, and the
+    quick path (``security.quick``) in front of h11 when ``quick`` is set."""
+
+    quick: QuickAnswer | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         # uvicorn arms this only after a response: a client that never sends a request
         # would otherwise hold the connection (and its memory) for good.
+        self._arm_idle_timer()
+
+    def _arm_idle_timer(self) -> None:
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
+
+    def data_received(self, data: bytes) -> None:
+        quick = self.quick
+        if quick is None or not self._between_requests():
+            super().data_received(data)
+            return
+        request = parse_request(data)
+        answer = None if request is None else quick(*request)
+        if answer is None or request is None:
+            super().data_received(data)
+            return
+        self._unset_keepalive_if_required()
+        self.transport.write(response_bytes(answer, request[0] == "HEAD",
+                                            self.server_state.default_headers))
+        self._arm_idle_timer()
+
+    def _between_requests(self) -> bool:
+        """h11 holds nothing of a request and the client reads what it is sent: a quick
+        answer then leaves the connection exactly as h11 would have."""
+        conn = self.conn
+        return (conn.our_state is h11.IDLE and conn.their_state is h11.IDLE
+                and not conn.trailing_data[0] and not self.flow.write_paused
+                and (self.cycle is None or self.cycle.response_complete)
+                and not self.transport.is_closing())
 
 
 class TLSProtocol(sslproto.SSLProtocol):

@@ -50,6 +50,7 @@ from kpexporter.security.connections import (
     nofile,
 )
 from kpexporter.security.noise import LogThrottle, ThrottleFilter, accept_error_handler
+from kpexporter.security.quick import QuickAnswer
 from kpexporter.security.webauth import WebSecurityMiddleware, prepare
 from kpexporter.security.webconfig import (
     TLSServerConfig,
@@ -99,14 +100,18 @@ class WebUvicornConfig(uvicorn.Config):
         web: WebConfig | None,
         config_path: Path | None = None,
         limits: ConnectionLimits | None = None,
+        quick: QuickAnswer | None = None,
         **kwargs: Any,
     ) -> None:
+        """``quick``: the app's answer for the quick path (``security.quick``); used only
+        without a web config, whose auth and headers only the ASGI middleware applies."""
         clash = sorted(k for k in kwargs if k.startswith("ssl_") or k in (
             "limit_concurrency", "timeout_keep_alive", "backlog", "http", "server_header"))
         if clash:
             raise TypeError(f"set by the web config and limits; do not pass {', '.join(clash)}")
         self.web = web
         self.config_path = config_path
+        self.quick = quick if web is None else None
         self.limits = limits = limits or ConnectionLimits()
         self.max_connections, backlog = connection_cap(limits.max_connections, nofile())
         self.throttle = LogThrottle()
@@ -137,8 +142,10 @@ class WebUvicornConfig(uvicorn.Config):
                   app_state: dict[str, Any], _loop: Any = None) -> asyncio.Protocol:
         """One connection's protocol stack: gate → (TLS →) HTTP/1.1."""
         def http() -> H11Protocol:
-            return IdleH11(config=config, server_state=server_state, app_state=app_state,
-                           _loop=_loop)
+            protocol = IdleH11(config=config, server_state=server_state, app_state=app_state,
+                               _loop=_loop)
+            protocol.quick = self.quick
+            return protocol
 
         def plain() -> tuple[H11Protocol, H11Protocol]:
             inner = http()

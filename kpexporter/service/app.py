@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl
 
@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kpexporter import __version__
 from kpexporter.core.state import TargetState
+from kpexporter.security.quick import Answer
 from kpexporter.service.api import target_json
 from kpexporter.service.history import PageHistory
 from kpexporter.service.openmetrics import make_registry
@@ -32,8 +33,8 @@ from kpexporter.service.page import index_html
 from kpexporter.service.poller import Poller
 from kpexporter.service.text import CONTENT_TYPE, render_openmetrics, render_text
 
-__all__ = ["MetricsFirst", "accepts_gzip", "create_app", "render_metrics", "select_nodes",
-           "target_json"]
+__all__ = ["MetricsFirst", "MetricsPage", "accepts_gzip", "create_app", "render_metrics",
+           "select_nodes", "target_json"]
 
 
 def render_metrics(poller: Poller, accept: str | None,
@@ -154,6 +155,51 @@ _GZIP = (b"content-encoding", b"gzip")
 _NOT_FOUND_TYPE = (b"content-type", b"text/plain; charset=utf-8")
 
 
+class MetricsPage:
+    """``/metrics``: the answer to a scrape, from the ASGI app or from the quick path.
+
+    A node's page (``?node=``) is written right on the loop: a dict look-up and a few kB
+    joined, cheaper than the hop to a worker thread, whose GIL hand-offs would slow the polls
+    down. The whole page is written in a worker thread.
+    """
+
+    def __init__(self, poller: Poller) -> None:
+        self.poller = poller
+        self.by_node = NodeIndex(poller)
+
+    def nodes_answer(self, nodes: Sequence[str], accept: str | None,
+                     encoding: str | None) -> Answer:
+        """The page of ``nodes``, or 404 naming the first one not polled here."""
+        chosen = self.by_node.select(nodes)
+        if isinstance(chosen, str):
+            return 404, [_NOT_FOUND_TYPE], f"unknown node: {chosen!r}\n".encode()
+        body, headers = _page(self.poller, accept, encoding, chosen)
+        return 200, headers, body
+
+    async def whole_answer(self, accept: str | None, encoding: str | None) -> Answer:
+        body, headers = await run_in_threadpool(_page, self.poller, accept, encoding, None)
+        return 200, headers, body
+
+    def quick(self, method: str, target: bytes, headers: Mapping[bytes, bytes]) -> (
+            Answer | None):
+        """For ``security.quick``: a node's page; None for anything else (the ASGI way)."""
+        path, _, query = target.partition(b"?")
+        if path != b"/metrics" or not query:
+            return None
+        nodes = _nodes(query)
+        if not nodes:
+            return None
+        accept, encoding = headers.get(b"accept"), headers.get(b"accept-encoding")
+        return self.nodes_answer(nodes, None if accept is None else accept.decode("latin-1"),
+                                 None if encoding is None else encoding.decode("latin-1"))
+
+
+def _nodes(query: bytes) -> list[str]:
+    """The ``node`` parameters, as Starlette reads a query string."""
+    return [v for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            if k == "node"]
+
+
 class MetricsFirst:
     """``GET``/``HEAD /metrics`` answered before FastAPI's routing, every other request passed on.
 
@@ -161,18 +207,12 @@ class MetricsFirst:
     request machinery (a ``Request``, dependency solving, a ``Response`` sent through each
     middleware's ``send`` wrapper) cost more than writing and gzipping the node's page
     (``benchmarks/bench_scrape.py``). This is the ``/metrics`` route itself, not a cache: the
-    same page, status codes and headers, ``HEAD`` included.
-
-    A node's page (``?node=``) is written right here on the loop: a dict look-up and a few kB
-    joined, cheaper than the hop to a worker thread, whose GIL hand-offs would slow the polls
-    down. The whole page is written in a worker thread. Another method on ``/metrics`` is
-    answered 405.
+    same page, status codes and headers, ``HEAD`` included. Another method is answered 405.
     """
 
-    def __init__(self, app: ASGIApp, poller: Poller) -> None:
+    def __init__(self, app: ASGIApp, page: MetricsPage) -> None:
         self.app = app
-        self.poller = poller
-        self.by_node = NodeIndex(poller)
+        self.page = page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/metrics":
@@ -180,8 +220,8 @@ class MetricsFirst:
             return
         method = scope["method"]
         if method not in ("GET", "HEAD"):
-            await _answer(send, 405, [_NOT_FOUND_TYPE, (b"allow", b"GET, HEAD")],
-                          b"method not allowed\n", method)
+            await _answer(send, (405, [_NOT_FOUND_TYPE, (b"allow", b"GET, HEAD")],
+                                 b"method not allowed\n"), method)
             return
         accept = encoding = None
         for name, value in scope["headers"]:
@@ -190,18 +230,12 @@ class MetricsFirst:
             elif name == b"accept-encoding" and encoding is None:
                 encoding = value.decode("latin-1")
         query = scope["query_string"]
-        nodes = [v for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-                 if k == "node"] if query else []
+        nodes = _nodes(query) if query else []
         if nodes:
-            chosen = self.by_node.select(nodes)
-            if isinstance(chosen, str):
-                await _answer(send, 404, [_NOT_FOUND_TYPE],
-                              f"unknown node: {chosen!r}\n".encode(), method)
-                return
-            body, headers = _page(self.poller, accept, encoding, chosen)
+            answer = self.page.nodes_answer(nodes, accept, encoding)
         else:
-            body, headers = await run_in_threadpool(_page, self.poller, accept, encoding, None)
-        await _answer(send, 200, headers, body, method)
+            answer = await self.page.whole_answer(accept, encoding)
+        await _answer(send, answer, method)
 
 
 def _page(poller: Poller, accept: str | None, encoding: str | None,
@@ -215,8 +249,8 @@ def _page(poller: Poller, accept: str | None, encoding: str | None,
     return body, headers
 
 
-async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-                  method: str) -> None:
+async def _answer(send: Send, answer: Answer, method: str) -> None:
+    status, headers, body = answer
     await send({"type": "http.response.start", "status": status,
                 "headers": [*headers, (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
@@ -245,7 +279,8 @@ def create_app(poller: Poller, manage_poller: bool = True,
     app = FastAPI(title="kpexporter", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.add_middleware(HeadAsGet)
-    app.add_middleware(MetricsFirst, poller=poller)  # added last: the outermost
+    app.state.metrics = metrics = MetricsPage(poller)  # serve hands its quick to uvicorn
+    app.add_middleware(MetricsFirst, page=metrics)  # added last: the outermost
 
     @app.get("/healthz")
     def healthz() -> PlainTextResponse:

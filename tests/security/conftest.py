@@ -81,13 +81,13 @@ def serve() -> Iterator[Serve]:
     started: list[tuple[WebServer, threading.Thread]] = []
 
     def start(web: WebConfig | None, limits: ConnectionLimits | None = None,
-              config_path: Path | None = None) -> Running:
+              config_path: Path | None = None, app: Any = None, **kwargs: Any) -> Running:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = make_uvicorn_config(APP, "127.0.0.1", port, web, limits=limits,
-                                     config_path=config_path, log_config=None,
-                                     access_log=False, lifespan="off")
+        config = make_uvicorn_config(APP if app is None else app, "127.0.0.1", port, web,
+                                     limits=limits, config_path=config_path, log_config=None,
+                                     access_log=False, lifespan="off", **kwargs)
         server = LoopServer(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
