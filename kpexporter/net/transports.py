@@ -17,10 +17,11 @@ from .httpx_fetcher import HttpxFetcher
 class Transports:
     """A ``Fetcher`` that hands each request to ``http1`` or httpx, chosen by its URL."""
 
-    def __init__(self, timeout: float, max_connections: int = 100) -> None:
+    def __init__(self, timeout: float, max_connections: int = 100, max_idle: int = 0) -> None:
+        """``max_idle``: kept-alive plain sockets at most (``http1.IdleSockets``)."""
         self._timeout = timeout
         self._max_connections = max_connections
-        self._plain = http1.Http1Fetcher()
+        self._plain = http1.Http1Fetcher(max_idle)
         self._general: HttpxFetcher | None = None
         self._lean: Memo[str, bool] = Memo(65536)
 

@@ -288,3 +288,119 @@ async def test_a_deadline_holds_while_the_peer_trickles_a_head() -> None:
             await asyncio.sleep(0.05)
 
     assert await reason(slow_head, timeout=0.3) == "timeout"
+
+
+class KeepAliveServer:
+    """Answers requests on kept-alive connections; counts connections and requests, and can
+    close each connection after ``close_after`` answers, or append ``extra`` bytes."""
+
+    def __init__(self, response: bytes, close_after: int = 0, extra: bytes = b"") -> None:
+        self.response, self.close_after, self.extra = response, close_after, extra
+        self.connections = 0
+        self.heads: list[bytes] = []
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        answered = 0
+        try:
+            while True:
+                head = await read_head(reader)
+                if not head:
+                    return
+                self.heads.append(head)
+                writer.write(self.response + self.extra)
+                await writer.drain()
+                answered += 1
+                if answered == self.close_after:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+OK_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+
+
+async def fetch_times(server: KeepAliveServer, n: int, pause: float = 0.0) -> list[bytes]:
+    bodies = []
+    async for url in serve_q(server):
+        client = Transports(2.0, max_idle=4)
+        try:
+            for _ in range(n):
+                bodies.append((await client.fetch(url, deadline=within(2.0), max_bytes=10)).body)
+                await asyncio.sleep(pause)
+        finally:
+            await client.aclose()
+    return bodies
+
+
+@pytest.mark.parametrize("response", [OK, OK_CHUNKED])
+async def test_kept_alive_one_connection_for_many_polls(response: bytes) -> None:
+    server = KeepAliveServer(response)
+    assert await fetch_times(server, 5) == [b"ok"] * 5
+    assert server.connections == 1 and len(server.heads) == 5
+    assert b"Connection: close" not in server.heads[0]
+
+
+async def test_a_peer_that_closed_its_idle_connection_costs_nothing() -> None:
+    server = KeepAliveServer(OK, close_after=1)  # Go's IdleTimeout, at once
+    assert await fetch_times(server, 4, pause=0.05) == [b"ok"] * 4
+    assert server.connections == 4
+
+
+@pytest.mark.parametrize(("response", "extra"), [
+    (OK, b"surprise"),  # bytes after the response: never reused
+    (OK.replace(b"200 OK\r\n", b"200 OK\r\nConnection: close\r\n"), b""),
+    (OK.replace(b"HTTP/1.1", b"HTTP/1.0"), b""),
+])
+async def test_a_connection_is_reused_only_when_it_ended_cleanly(response: bytes,
+                                                                 extra: bytes) -> None:
+    server = KeepAliveServer(response, extra=extra)
+    assert await fetch_times(server, 3) == [b"ok"] * 3
+    assert server.connections == 3
+
+
+async def test_a_kept_socket_dead_at_the_first_read_is_retried_once() -> None:
+    """The peer closes right after reading the next request (a race with its idle timeout):
+    the request goes again on a new connection, and the poll does not fail."""
+    answered: list[int] = []
+
+    async def h(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answered.append(0)
+        await read_head(reader)
+        writer.write(OK)
+        await writer.drain()
+        if len(answered) == 1:
+            await read_head(reader)  # the second request on this connection: no answer
+        writer.close()
+
+    bodies = []
+    async for url in serve_q(h):
+        client = Transports(2.0, max_idle=4)
+        try:
+            for _ in range(2):
+                bodies.append((await client.fetch(url, deadline=within(2.0), max_bytes=10)).body)
+        finally:
+            await client.aclose()
+    assert bodies == [b"ok", b"ok"] and len(answered) == 2
+
+
+def test_idle_sockets_are_bounded_least_recently_used_first() -> None:
+    import socket
+
+    from kpexporter.net.http1 import IdleSockets
+    idle = IdleSockets(2)
+    pairs = [socket.socketpair() for _ in range(3)]
+    for a, _ in pairs:
+        a.setblocking(False)
+    for i, (a, _) in enumerate(pairs):
+        idle.give(("h", i), a)
+    assert len(idle) == 2 and pairs[0][0].fileno() == -1  # the oldest closed
+    pairs[2][1].close()  # the peer of ("h", 2) went away
+    assert idle.take(("h", 2)) is None and idle.take(("h", 1)) is pairs[1][0]
+    IdleSockets(0).give(("h", 9), pairs[1][0])
+    assert pairs[1][0].fileno() == -1
+    for _, b in pairs:
+        b.close()
