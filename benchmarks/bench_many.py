@@ -5,8 +5,9 @@ Run from the repository root::
     python benchmarks/bench_many.py [--nodes 5000] [--interval 15] [--rounds 3]
                                     [--scenario churn]
 
-- ``kpexporter simulate --nodes N --spread addresses`` in its own process: N simulated
-  kube-proxies on consecutive loopback addresses 127.X.0.1, 127.X.0.2, ... (X picked free),
+- ``kpexporter simulate --nodes N --spread addresses``: N simulated kube-proxies on
+  consecutive loopback addresses 127.X.0.1, 127.X.0.2, ... (X picked free), 2,000 to a
+  process (each node holds four descriptors: two listeners, two kept-alive connections),
   pinned to the second core when there is one.
 - ``kpexporter serve`` with a config file listing the N targets, pinned to the first core.
 - After the first round of polls and one more interval, Prometheus's per-node scrapes start:
@@ -60,6 +61,8 @@ from _common import (
 from kpexporter.service.sharding import shard_of
 
 _LAST = re.compile(rb'^kpexporter_last_success_timestamp_seconds\{node="([^"]+)"\} (\S+)$', re.M)
+SIM_NODES = 2000
+"""Simulated nodes per simulator process."""
 _UP = re.compile(rb'^kpexporter_up\{node="[^"]+"\} 1\.0$', re.M)
 
 
@@ -171,15 +174,21 @@ def run(nodes: int = 5000, interval: float = 15.0, rounds: int = 3,
     first = free_block(nodes)
     py = __import__("sys").executable
     work = Path(tempfile.mkdtemp(prefix="kpx-bench-many-"))
-    sim = Child([*pinned(sim_core), py, "-m", "kpexporter", "simulate", "--nodes", str(nodes),
-                 "--spread", "addresses", "--host", str(first), "--scenario", scenario],
-                log=work / "simulator.log")
+    # Each simulated node holds two listening sockets and, with the exporter's keep-alive,
+    # two connections: processes of SIM_NODES nodes stay far under a descriptor limit
+    # (20,000 on some machines), as real kube-proxies are each their own process.
+    sims = [Child([*pinned(sim_core), py, "-m", "kpexporter", "simulate", "--nodes",
+                   str(min(SIM_NODES, nodes - start)), "--spread", "addresses", "--host",
+                   str(first + start), "--scenario", scenario],
+                  log=work / f"simulator-{start}.log")
+            for start in range(0, nodes, SIM_NODES)]
     exporters: list[Child] = []
     scrapes: NodeScrapes | None = None
     try:
         t0 = time.monotonic()
-        while not sim.line(300).startswith("metrics:"):
-            pass
+        for sim in sims:
+            while not sim.line(300).startswith("metrics:"):
+                pass
         started = time.monotonic() - t0
         cfg = work / "targets.yaml"
         with cfg.open("w") as f:
@@ -220,10 +229,11 @@ def run(nodes: int = 5000, interval: float = 15.0, rounds: int = 3,
         rows: list[dict[str, float]] = []
         for r in range(rounds):
             cpu0 = sum(process_cpu(e.pid) for e in exporters)
-            sim0, t_start = process_cpu(sim.pid), time.monotonic()
+            sim0, t_start = sum(process_cpu(x.pid) for x in sims), time.monotonic()
             time.sleep(interval)
             cpu = sum(process_cpu(e.pid) for e in exporters) - cpu0
-            sim_cpu, span = process_cpu(sim.pid) - sim0, time.monotonic() - t_start
+            sim_cpu = sum(process_cpu(x.pid) for x in sims) - sim0
+            span = time.monotonic() - t_start
             per_node = scrapes.take() if scrapes else []
             stale = {n for n, _, _, _, age in per_node if age > interval + 1.0}
             fresh = {n for n, _, _, _, _ in per_node} - stale
@@ -283,7 +293,8 @@ def run(nodes: int = 5000, interval: float = 15.0, rounds: int = 3,
             scrapes.close()
         for e in exporters:
             e.stop()
-        sim.stop()
+        for sim in sims:
+            sim.stop()
         with contextlib.suppress(OSError):
             for p in work.iterdir():
                 p.unlink()

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -332,11 +333,17 @@ def _plan(url: str, accept: str, keep_alive: bool) -> _Plan:
 
 
 class IdleSockets:
-    """Kept-alive sockets, at most one per (host, port) and ``cap`` in all (LRU)."""
+    """Kept-alive sockets, at most one per (host, port) and ``cap`` in all.
 
-    def __init__(self, cap: int) -> None:
+    When full, a newcomer is closed rather than the oldest: polls visit every peer in turn,
+    so evicting the least recently used would leave no socket to reuse at all, while this
+    keeps ``cap`` of them working. Only a socket idle over ``max_age`` (a node gone, most
+    likely) makes way."""
+
+    def __init__(self, cap: int, max_age: float = 600.0) -> None:
         self.cap = cap
-        self._idle: OrderedDict[tuple[str, int], socket.socket] = OrderedDict()
+        self.max_age = max_age
+        self._idle: OrderedDict[tuple[str, int], tuple[socket.socket, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._idle)
@@ -344,9 +351,10 @@ class IdleSockets:
     def take(self, key: tuple[str, int]) -> socket.socket | None:
         """The peer's idle socket if it still looks usable: nothing to read on it (a closed
         peer reads as end of stream, a chatty one as bytes nobody asked for)."""
-        sock = self._idle.pop(key, None)
-        if sock is None:
+        kept = self._idle.pop(key, None)
+        if kept is None:
             return None
+        sock = kept[0]
         try:
             sock.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
@@ -357,19 +365,21 @@ class IdleSockets:
         return None
 
     def give(self, key: tuple[str, int], sock: socket.socket) -> None:
-        if self.cap <= 0:
-            sock.close()
-            return
+        now = time.monotonic()
         old = self._idle.pop(key, None)
         if old is not None:
-            old.close()
-        self._idle[key] = sock
-        while len(self._idle) > self.cap:
-            self._idle.popitem(last=False)[1].close()
+            old[0].close()
+        if len(self._idle) >= self.cap:
+            oldest = next(iter(self._idle.values()), None)
+            if oldest is None or now - oldest[1] <= self.max_age:
+                sock.close()
+                return
+            self._idle.popitem(last=False)[1][0].close()
+        self._idle[key] = (sock, now)
 
     def clear(self) -> None:
         while self._idle:
-            self._idle.popitem()[1].close()
+            self._idle.popitem()[1][0].close()
 
 
 class Http1Fetcher:

@@ -26,7 +26,7 @@ from kpexporter.core.state import TargetState
 from kpexporter.logs import event
 from kpexporter.net.fetcher import Fetcher
 from kpexporter.net.transports import Transports
-from kpexporter.security.connections import nofile
+from kpexporter.security.connections import DEFAULT_MAX_CONNECTIONS, connection_cap, nofile
 from kpexporter.service.discovery import Discovery
 from kpexporter.service.sharding import mine
 from kpexporter.service.text import target_pieces
@@ -39,11 +39,13 @@ GC_EVERY = 300.0
 
 
 def idle_budget(nofile: int, concurrency: int) -> int:
-    """Kept-alive sockets to kube-proxies at most: the quarter of the descriptors the
-    server's connection cap leaves free (``security.connections.connection_cap``), less two
-    per poll in flight and 64 for the rest (discovery, logs, files). Two per node keeps
-    every connection: 10,000 at 5,000 nodes, far under a container's usual 1,048,576."""
-    return max(0, max(64, nofile // 4) - 2 * concurrency - 64)
+    """Kept-alive sockets to kube-proxies at most: the descriptors left once the server has
+    its connection cap and accept batch (``security.connections.connection_cap``), httpx
+    its pool, every poll in flight two sockets, and 64 stay for the rest (discovery, logs,
+    files). Two per node keeps every connection: 10,000 at 5,000 nodes, far under a
+    container's usual 1,048,576; with fewer, that many are kept (``http1.IdleSockets``)."""
+    cap, batch = connection_cap(DEFAULT_MAX_CONNECTIONS, nofile)
+    return max(0, nofile - cap - batch - min(3 * concurrency, 1000) - 2 * concurrency - 64)
 
 
 class Poller:
@@ -125,7 +127,7 @@ class Poller:
     async def open(self) -> None:
         """Create the shared HTTP client (``check`` polls without starting the loops)."""
         if self._client is None:
-            self._client = Transports(self.cfg.timeout, min(self.cfg.concurrency * 3, 1000),
+            self._client = Transports(self.cfg.timeout, min(3 * self.cfg.concurrency, 1000),
                                       idle_budget(nofile(), self.cfg.concurrency))
 
     async def start(self) -> None:

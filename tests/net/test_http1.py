@@ -387,20 +387,24 @@ async def test_a_kept_socket_dead_at_the_first_read_is_retried_once() -> None:
     assert bodies == [b"ok", b"ok"] and len(answered) == 2
 
 
-def test_idle_sockets_are_bounded_least_recently_used_first() -> None:
+def test_idle_sockets_are_bounded_and_keep_the_ones_they_have() -> None:
     import socket
 
     from kpexporter.net.http1 import IdleSockets
     idle = IdleSockets(2)
-    pairs = [socket.socketpair() for _ in range(3)]
+    pairs = [socket.socketpair() for _ in range(4)]
     for a, _ in pairs:
         a.setblocking(False)
-    for i, (a, _) in enumerate(pairs):
+    for i, (a, _) in enumerate(pairs[:3]):
         idle.give(("h", i), a)
-    assert len(idle) == 2 and pairs[0][0].fileno() == -1  # the oldest closed
-    pairs[2][1].close()  # the peer of ("h", 2) went away
-    assert idle.take(("h", 2)) is None and idle.take(("h", 1)) is pairs[1][0]
-    IdleSockets(0).give(("h", 9), pairs[1][0])
-    assert pairs[1][0].fileno() == -1
+    assert len(idle) == 2 and pairs[2][0].fileno() == -1  # full: the newcomer is closed
+    pairs[1][1].close()  # the peer of ("h", 1) went away
+    assert idle.take(("h", 1)) is None and idle.take(("h", 0)) is pairs[0][0]
+    stale = IdleSockets(1, max_age=0.0)
+    stale.give(("h", 0), pairs[0][0])
+    stale.give(("h", 3), pairs[3][0])  # the old one idled past max_age: it makes way
+    assert pairs[0][0].fileno() == -1 and stale.take(("h", 3)) is pairs[3][0]
+    IdleSockets(0).give(("h", 9), pairs[3][0])
+    assert pairs[3][0].fileno() == -1
     for _, b in pairs:
         b.close()
