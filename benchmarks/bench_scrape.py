@@ -7,15 +7,18 @@ Run from the repository root::
 ``--targets`` targets are polled once (the v1.30 page, every histogram moved) and their lines
 written, as the poller leaves them. Then, in this process:
 
-- *app*: the ASGI app (``create_app``) called directly for ``?node=`` scrapes, gzip accepted —
-  FastAPI's routing plus the node's page joined and gzipped;
-- *page*: ``render_metrics`` + ``gzip.compress`` alone, the baseline: what a scrape must do.
+- *app*: the ASGI app (``create_app``) called directly for ``?node=`` scrapes, with
+  Prometheus's headers (OpenMetrics first, gzip);
+- *page*: ``render_metrics`` + ``gzip.compress`` alone, the baseline: what a scrape must do;
+- *collector*: the same page through prometheus_client's OpenMetrics writer (what every
+  Prometheus scrape cost before the writer from the cached lines).
 
-And served by uvicorn in a child process pinned to one core (``http=h11``, what ``serve``
-uses), scraped by 8 keep-alive clients in this process on the other core: the server's CPU per
-request from /proc. With ``httptools`` installed, the same with uvicorn's ``httptools``
-protocol, for comparison. At 5,000 nodes Prometheus's two per-node jobs every 30 s make ~330
-such requests a second (docs/performance.md, "Per-node scrapes at 5,000 nodes").
+And served in a child process pinned to one core, scraped by 8 keep-alive clients in this
+process on the other core: the server's CPU per request from /proc. First as ``serve`` serves
+it (``security.server``'s config with the quick path, uvloop), then by plain uvicorn on
+asyncio through the app (h11, and ``httptools`` when installed), for comparison. At 5,000
+nodes Prometheus's two per-node jobs every 30 s make ~330 such requests a second
+(docs/performance.md, "Per-node scrapes at 5,000 nodes").
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ import threading
 import time
 from typing import Any
 
-from _common import busy_page, cores, fixture, pin_self, process_cpu
+from prometheus_client.exposition import choose_encoder
+
+from _common import PROMETHEUS_ACCEPT, busy_page, cores, fixture, pin_self, process_cpu
 from kpexporter.config.schema import build_config
 from kpexporter.service.app import create_app, render_metrics
+from kpexporter.service.openmetrics import make_registry
 from kpexporter.service.text import target_pieces
 
 
@@ -64,7 +70,8 @@ async def _call(app: Any, query: bytes) -> None:
              "method": "GET", "scheme": "http", "path": "/metrics", "raw_path": b"/metrics",
              "query_string": query, "root_path": "", "client": ("127.0.0.1", 1),
              "server": ("127.0.0.1", 2),
-             "headers": [(b"host", b"x"), (b"accept-encoding", b"gzip")]}
+             "headers": [(b"host", b"x"), (b"accept", PROMETHEUS_ACCEPT.encode()),
+                        (b"accept-encoding", b"gzip")]}
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -90,15 +97,26 @@ def in_process(targets: int, n: int) -> dict[str, float]:
     per_app = asyncio.run(run())
     t = time.process_time()
     for i in range(n):
-        body, _ = render_metrics(poller, None, [poller.states[i % len(names)]])  # type: ignore[arg-type]
+        body, _ = render_metrics(poller, PROMETHEUS_ACCEPT,  # type: ignore[arg-type]
+                                 [poller.states[i % len(names)]])
         gzip.compress(body, 1)
     per_page = (time.process_time() - t) / n
-    return {"app": per_app, "page": per_page, "bytes": float(len(body))}
+    writer, _ = choose_encoder(PROMETHEUS_ACCEPT)
+    t = time.process_time()
+    for i in range(n // 10):
+        chosen = [poller.states[i % len(names)]]
+        gzip.compress(writer(make_registry(lambda: chosen)), 1)  # noqa: B023
+    per_collector = (time.process_time() - t) / (n // 10)
+    return {"app": per_app, "page": per_page, "bytes": float(len(body)),
+            "collector": per_collector}
 
 
 def served(targets: int, n: int, protocol: str) -> float:
-    """Server CPU seconds per request, uvicorn with ``protocol`` in a pinned child."""
+    """Server CPU seconds per request, uvicorn with ``protocol`` in a pinned child; ``serve``:
+    as ``kpexporter serve`` serves (its uvicorn config with the quick path, on uvloop)."""
     import uvicorn
+
+    from kpexporter.security.server import WebServer, make_uvicorn_config
 
     app, poller = _app(targets)
     names = [st.node for st in poller.states]
@@ -110,8 +128,14 @@ def served(targets: int, n: int, protocol: str) -> float:
     if pid == 0:  # the server
         try:
             pin_self(cs[-1] if len(cs) > 1 else None)
-            uvicorn.Server(uvicorn.Config(app, http=protocol, log_config=None, access_log=False,
-                                          lifespan="off")).run(sockets=[sock])
+            if protocol == "serve":
+                WebServer(make_uvicorn_config(
+                    app, "127.0.0.1", port, None, quick=app.state.metrics.quick, log_config=None,
+                    access_log=False, lifespan="off", loop="uvloop")).run(sockets=[sock])
+            else:
+                uvicorn.Server(uvicorn.Config(app, http=protocol, loop="asyncio", log_config=None,
+                                              access_log=False, lifespan="off")).run(
+                    sockets=[sock])
         finally:
             os._exit(0)
     sock.close()
@@ -132,7 +156,7 @@ def served(targets: int, n: int, protocol: str) -> float:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             for i in range(n // clients):
                 conn.request("GET", f"/metrics?node={names[(i * clients + k) % len(names)]}",
-                             headers={"Accept-Encoding": "gzip"})
+                             headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
                 conn.getresponse().read()
 
         client(0)  # warm-up
@@ -155,15 +179,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     args = parser.parse_args()
     r = in_process(args.targets, args.requests)
-    print(f"per-node page ({r['bytes'] / 1000:.1f} kB): join + gzip {r['page'] * 1e3:.3f} ms "
-          f"(baseline); through the app {r['app'] * 1e3:.3f} ms "
-          f"(+{(r['app'] - r['page']) * 1e3:.3f} ms routing)")
-    for protocol in ("h11", "httptools"):
+    print(f"per-node page, OpenMetrics as Prometheus asks ({r['bytes'] / 1000:.1f} kB): join + "
+          f"gzip {r['page'] * 1e3:.3f} ms (baseline); through the app {r['app'] * 1e3:.3f} ms "
+          f"(+{(r['app'] - r['page']) * 1e3:.3f} ms); prometheus_client's writer + gzip "
+          f"{r['collector'] * 1e3:.3f} ms ({r['collector'] / r['page']:.0f}x the cached lines)")
+    for protocol in ("serve", "h11", "httptools"):
         if protocol == "httptools" and importlib.util.find_spec("httptools") is None:
             print("httptools: not installed (pip install httptools to compare)")
             continue
         cpu = served(args.targets, args.requests, protocol)
-        print(f"served by uvicorn ({protocol}): {cpu * 1e3:.3f} ms of server CPU a request, "
+        how = ("as `serve` serves it (quick path, uvloop)" if protocol == "serve"
+               else f"by uvicorn ({protocol}, asyncio, through the app)")
+        print(f"served {how}: {cpu * 1e3:.3f} ms of server CPU a request, "
               f"{cpu / r['page']:.1f}x the page itself")
 
 
