@@ -17,6 +17,9 @@ The benchmarks, each also runnable alone:
 - ``bench_many.py``: the simulator's N nodes against one exporter process, one core each,
   with Prometheus's per-node scrapes running; then against 2 shards (``--shard I/2``);
 - ``bench_render.py``: ``/metrics`` render time, fast writer against the collector path;
+- ``bench_scrape.py``: one per-node scrape with Prometheus's headers, against
+  prometheus_client's OpenMetrics writer, and served as ``serve`` serves it against uvicorn's
+  h11 with FastAPI;
 - ``bench_memory.py``: RSS after start, growth over 10,000 polls, bytes per target;
 - ``bench_connections.py``: memory a silent connection holds on the exporter's port, plain
   and TLS (400 connections; 100 with ``--quick``).
@@ -36,6 +39,7 @@ import bench_many
 import bench_memory
 import bench_read
 import bench_render
+import bench_scrape
 
 from _common import FIXTURES, cores, table
 
@@ -145,6 +149,18 @@ def main() -> None:
     rows.append((f"Render /metrics?node=, one node of {nodes} (after its poll)",
                  _ms(many["node"]), f"whole page {_ms(many['fast'])}",
                  f"{many['node_bytes'] / 1e3:.1f} kB"))
+
+    # ---- one per-node scrape, as Prometheus asks for it
+    step("per-node scrape (bench_scrape), ~20s")
+    sc = bench_scrape.in_process(200, 1000 if quick else 4000)
+    rows.append(("Per-node scrape: page as Prometheus asks (OpenMetrics, gzip), one node",
+                 _ms(sc["page"]), f"prometheus_client writer {_ms(sc['collector'])}",
+                 f"{sc['collector'] / sc['page']:.0f}x faster, {sc['bytes'] / 1e3:.1f} kB"))
+    n_req = 1000 if quick else 4000
+    quick_cpu, h11_cpu = (bench_scrape.served(200, n_req, p) for p in ("serve", "h11"))
+    rows.append(("Per-node scrape served as `serve` does (quick path, uvloop): server CPU",
+                 _ms(quick_cpu), f"uvicorn h11 + FastAPI {_ms(h11_cpu)}",
+                 f"{h11_cpu / quick_cpu:.1f}x cheaper"))
 
     # ---- memory
     step("memory: RSS after start (bench_memory)")
