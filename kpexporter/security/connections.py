@@ -94,7 +94,10 @@ class IdleH11(H11Protocol):
             super().data_received(data)
             return
         request = parse_request(data)
-        answer = None if request is None else quick(*request)
+        try:
+            answer = None if request is None else quick(*request)
+        except Exception:  # a bug: the ASGI way answers (a 500, logged, if it fails there too)
+            answer = None
         if answer is None or request is None:
             super().data_received(data)
             return

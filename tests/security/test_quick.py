@@ -151,3 +151,15 @@ def test_no_quick_path_with_a_web_config(serve: Serve) -> None:
     app = create_app(poller, manage_poller=False)
     running = serve(WebConfig(), app=app, quick=app.state.metrics.quick)
     assert running.server.config.quick is None
+
+
+def test_an_answer_that_fails_goes_the_asgi_way(serve: Serve) -> None:
+    poller, _ = app_with(polled=True)
+    app = create_app(poller, manage_poller=False)
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("bug")
+
+    running = serve(None, app=app, quick=broken)
+    got = _exchange(running.port, [SCRAPE], 1)
+    assert got.startswith(b"HTTP/1.1 200 OK") and b"content-encoding: gzip" in got
