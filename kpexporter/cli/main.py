@@ -114,7 +114,7 @@ def _prepare(args: argparse.Namespace) -> Prepared:
         return run_forever(opts), None
     if args.command == "demo":
         from kpexporter.cli.demo import prepare_demo
-        return prepare_demo(args), None
+        return prepare_demo(args), None  # asyncio's loop: the simulator shares the process
     if args.command == "rules":
         from kpexporter.cli.rules import prepare_rules
         return prepare_rules(args), None
