@@ -114,7 +114,8 @@ def _prepare(args: argparse.Namespace) -> Prepared:
         return run_forever(opts), None
     if args.command == "demo":
         from kpexporter.cli.demo import prepare_demo
-        return prepare_demo(args), None  # asyncio's loop: the simulator shares the process
+        from kpexporter.cli.serve import loop_factory
+        return prepare_demo(args), loop_factory("auto", tls=False)  # serve's, without TLS
     if args.command == "rules":
         from kpexporter.cli.rules import prepare_rules
         return prepare_rules(args), None

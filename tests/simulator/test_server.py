@@ -198,3 +198,21 @@ async def test_lazy_switch_before_first_request_is_replayed() -> None:
             await sim.set_scenario("nope")
     finally:
         await sim.stop()
+
+
+def test_it_serves_on_uvloop_too() -> None:
+    """``demo`` runs the simulator on serve's loop, uvloop, whose transports are not
+    ``asyncio.Transport`` subclasses (an isinstance check once refused every connection)."""
+    import uvloop
+
+    async def fetch_both() -> list[int]:
+        sim = await start_simulator(SimOptions(healthz_port=0, metrics_port=0))
+        try:
+            n = sim.nodes[0]
+            async with httpx.AsyncClient() as c:
+                return [(await c.get(u)).status_code for u in (n.healthz_url, n.metrics_url)]
+        finally:
+            await sim.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(fetch_both()) == [200, 200]
