@@ -11,8 +11,8 @@ of the same page, and one core polls 5,000 kube-proxies every 15 s.
 What it does, and no more (kube-proxy's two ports are plain HTTP/1.1 Go servers):
 
 - ``GET`` on a kept-alive connection: each (host, port) keeps at most one idle socket
-  between polls (``max_idle`` sockets in all, the least recently used closed first, so
-  descriptors stay bounded). At 5,000 nodes two TCP connects and closes a poll were ~8 % of
+  between polls, ``max_idle`` in all so descriptors stay bounded (``IdleSockets``: when
+  full, a newcomer is closed). At 5,000 nodes two TCP connects and closes a poll were ~8 % of
   the core (``benchmarks/bench_many.py``), and every close left a socket in TIME_WAIT. A kept
   socket is checked before use (a peek: the peer closed it, or sent bytes nobody asked for,
   and it is dropped), and a request whose reused socket turns out dead before a single byte

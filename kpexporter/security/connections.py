@@ -94,11 +94,13 @@ class IdleH11(H11Protocol):
             super().data_received(data)
             return
         request = parse_request(data)
-        try:
-            answer = None if request is None else quick(*request)
-        except Exception:  # a bug: the ASGI way answers (a 500, logged, if it fails there too)
-            answer = None
-        if answer is None or request is None:
+        answer = None
+        if request is not None:
+            try:
+                answer = quick(*request)
+            except Exception:  # a bug: the ASGI way answers (a 500, logged, if it fails again)
+                answer = None
+        if request is None or answer is None:
             super().data_received(data)
             return
         self._unset_keepalive_if_required()
@@ -107,12 +109,12 @@ class IdleH11(H11Protocol):
         self._arm_idle_timer()
 
     def _between_requests(self) -> bool:
-        """h11 holds nothing of a request and the client reads what it is sent: a quick
-        answer then leaves the connection exactly as h11 would have."""
+        """h11 holds nothing of a request (both sides idle: no request read, no response
+        owed) and the client reads what it is sent: a quick answer then leaves the
+        connection exactly as h11 would have."""
         conn = self.conn
         return (conn.our_state is h11.IDLE and conn.their_state is h11.IDLE
                 and not conn.trailing_data[0] and not self.flow.write_paused
-                and (self.cycle is None or self.cycle.response_complete)
                 and not self.transport.is_closing())
 
 

@@ -34,7 +34,7 @@ from kpexporter.service.poller import Poller
 from kpexporter.service.text import CONTENT_TYPE, render_openmetrics, render_text
 
 __all__ = ["MetricsFirst", "MetricsPage", "accepts_gzip", "create_app", "render_metrics",
-           "select_nodes", "target_json"]
+           "target_json"]
 
 
 def render_metrics(poller: Poller, accept: str | None,
@@ -64,17 +64,6 @@ def _prometheus_openmetrics(encoder: object) -> bool:
     return (getattr(encoder, "func", None) is generate_openmetrics
             and getattr(encoder, "keywords", None) == {"escaping": "underscores",
                                                         "version": "1.0.0"})
-
-
-def select_nodes(states: Sequence[TargetState], nodes: Sequence[str]) -> (
-        list[TargetState] | str):
-    """The states of ``nodes`` (in the poller's order), or the first name that is unknown."""
-    wanted = set(nodes)
-    chosen = [st for st in states if st.node in wanted]
-    if len(chosen) < len(wanted):
-        known = {st.node for st in chosen}
-        return next(n for n in nodes if n not in known)
-    return chosen
 
 
 def accepts_gzip(header: str | None) -> bool:
@@ -115,7 +104,7 @@ class NodeIndex:
         self._by_node: dict[str, tuple[int, TargetState]] = {}
 
     def select(self, nodes: Sequence[str]) -> list[TargetState] | str:
-        """Like :func:`select_nodes` (the poller's order, or the first unknown name)."""
+        """The states of ``nodes`` in the poller's order, or the first name not polled here."""
         states = self._poller.snapshot()
         if states is not self._of:
             self._by_node = {}
@@ -152,7 +141,7 @@ class HeadAsGet:
 
 _VARY = (b"vary", b"Accept-Encoding")
 _GZIP = (b"content-encoding", b"gzip")
-_NOT_FOUND_TYPE = (b"content-type", b"text/plain; charset=utf-8")
+_PLAIN_TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
 
 class MetricsPage:
@@ -172,7 +161,7 @@ class MetricsPage:
         """The page of ``nodes``, or 404 naming the first one not polled here."""
         chosen = self.by_node.select(nodes)
         if isinstance(chosen, str):
-            return 404, [_NOT_FOUND_TYPE], f"unknown node: {chosen!r}\n".encode()
+            return 404, [_PLAIN_TEXT], f"unknown node: {chosen!r}\n".encode()
         body, headers = _page(self.poller, accept, encoding, chosen)
         return 200, headers, body
 
@@ -220,7 +209,7 @@ class MetricsFirst:
             return
         method = scope["method"]
         if method not in ("GET", "HEAD"):
-            await _answer(send, (405, [_NOT_FOUND_TYPE, (b"allow", b"GET, HEAD")],
+            await _answer(send, (405, [_PLAIN_TEXT, (b"allow", b"GET, HEAD")],
                                  b"method not allowed\n"), method)
             return
         accept = encoding = None
